@@ -1,0 +1,102 @@
+"""The ``cumulus-message-adapter`` command line.
+
+The hot paths (``stream`` and the three single commands) are dispatched by hand so a
+Lambda cold start does not pay for importing click; everything else (``--help``, and the
+tools added beside the adapter) goes through the click group in ``cli_tools``.
+"""
+
+import os
+import signal
+import sys
+import time
+from typing import Any, NoReturn
+
+from message_adapter.commands import COMMANDS
+
+PROG = "cumulus-message-adapter"
+
+
+def describe(error: BaseException) -> dict:
+    """``{"name", "message"}`` for an error, the message on one line."""
+    message = getattr(error, "message", None)
+    if not isinstance(message, str) or not message:
+        message = str(error) or type(error).__name__
+    return {"name": type(error).__name__, "message": " ".join(message.split())}
+
+
+def _fail(prefix: str, error: BaseException) -> NoReturn:
+    info = describe(error)
+    sys.stderr.write(f"{prefix}: {info['name']}: {info['message']}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _runner(verbose: bool) -> Any:
+    from message_adapter.commands import Adapter
+
+    adapter = Adapter()
+    if not verbose:
+        return adapter.run
+
+    def run(command: str, request: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return adapter.run(command, request)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            sys.stderr.write(f"{PROG}: {command} took {elapsed:.2f} ms\n")
+
+    return run
+
+
+def run_stream(structured_errors: bool = False, verbose: bool = False) -> NoReturn:
+    """Serve the stream protocol on stdin/stdout until ``<EXIT>`` or end of input."""
+    from message_adapter.protocol import serve
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer, _runner(verbose), describe, structured_errors)
+        sys.stdout.buffer.flush()
+    except Exception as error:
+        _fail("stream", error)
+    os._exit(0)
+
+
+def run_single(command: str, verbose: bool = False) -> NoReturn:
+    """Read one request from stdin, write the answer to stdout."""
+    from message_adapter.jsonio import dumps, loads
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        data = sys.stdin.buffer.read()
+        try:
+            request = loads(data)
+        except ValueError as error:
+            raise ValueError(f"stdin is not one JSON document ({error})") from None
+        answer = dumps(_runner(verbose)(command, request))
+        sys.stdout.buffer.write(answer + b"\n")
+        sys.stdout.buffer.flush()
+    except Exception as error:
+        _fail(command, error)
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script and of ``python -m message_adapter``."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in COMMANDS and set(args[1:]) <= {"-v", "--verbose"}:
+        run_single(args[0], verbose=bool(args[1:]))
+    if args and args[0] == "stream" and set(args[1:]) <= {
+        "--structured-errors", "-v", "--verbose"
+    }:
+        run_stream("--structured-errors" in args, verbose=bool({"-v", "--verbose"} & set(args)))
+    from message_adapter.cli_tools import cli
+
+    cli.main(args=args, prog_name=PROG)

@@ -1,0 +1,87 @@
+"""The three adapter commands as the sidecar, the CLI and the task runner call them.
+
+This layer reads a command's request object, checks its shape, and wires the pure
+message rules to a remote store and to the schema checks. It knows nothing of framing.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from message_adapter import message_flow
+from message_adapter.errors import MessageError
+from message_adapter.message_flow import RemoteStore
+
+COMMANDS = ("loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent")
+
+
+def _validator(schemas: Any) -> message_flow.Validate:
+    if schemas is not None and not isinstance(schemas, dict):
+        raise MessageError(
+            "schemas must be an object mapping input/config/output to schema files, "
+            f"got {type(schemas).__name__}"
+        )
+
+    def validate(document: Any, schema_type: str) -> None:
+        from message_adapter.schemas import validate as check
+
+        check(document, schema_type, schemas)
+
+    return validate
+
+
+class Adapter:
+    """Runs adapter commands against one remote store (S3 unless told otherwise)."""
+
+    def __init__(self, store: RemoteStore | None = None) -> None:
+        if store is None:
+            from message_adapter.remote_store import S3Store
+
+            store = S3Store()
+        self.store = store
+
+    def load_and_update_remote_event(self, event: Any, context: Any = None) -> dict:
+        return message_flow.load_and_update_remote_event(event, context, self.store)
+
+    def load_nested_event(self, event: Any, schemas: Any = None) -> dict:
+        return message_flow.load_nested_event(event, _validator(schemas))
+
+    def create_next_event(
+        self, event: Any, handler_response: Any, message_config: Any = None, schemas: Any = None
+    ) -> dict:
+        return message_flow.create_next_event(
+            event, handler_response, message_config, self.store, _validator(schemas)
+        )
+
+    def run(self, command: str, request: Any) -> Any:
+        """Run one protocol command on its request object (``{"event", ...}``)."""
+        handler = self._handlers.get(command)
+        if handler is None:
+            raise MessageError(
+                f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
+            )
+        if not isinstance(request, dict) or not isinstance(request.get("event"), dict):
+            raise MessageError(
+                f"{command} expects a JSON object with an 'event' object "
+                '(e.g. {"event": {...}, "context": {...}})'
+            )
+        return handler(self, request)
+
+    def _load_and_update(self, request: dict) -> Any:
+        return self.load_and_update_remote_event(request["event"], request.get("context"))
+
+    def _load_nested(self, request: dict) -> Any:
+        return self.load_nested_event(request["event"], request.get("schemas"))
+
+    def _create_next(self, request: dict) -> Any:
+        return self.create_next_event(
+            request["event"],
+            request.get("handler_response"),
+            request.get("message_config"),
+            request.get("schemas"),
+        )
+
+    _handlers: dict[str, Callable[["Adapter", dict], Any]] = {
+        "loadAndUpdateRemoteEvent": _load_and_update,
+        "loadNestedEvent": _load_nested,
+        "createNextEvent": _create_next,
+    }

@@ -1,0 +1,87 @@
+"""The stream protocol: framing and dispatch, nothing about Cumulus messages.
+
+Requests are ``COMMAND\\n<JSON, may span lines>\\n<EOC>\\n``; each is answered with
+``<JSON on one line>\\n<EOC>\\n``; ``<EXIT>`` ends the stream. With structured errors on,
+a failed command is answered with ``<ERROR>\\n<JSON>\\n<EOC>\\n`` and the stream goes on;
+otherwise the error is written to stderr and the process exits 1, as the historic adapter
+does. See protocol.md.
+"""
+
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from message_adapter.errors import ProtocolError
+from message_adapter.jsonio import dumps, loads
+
+END_OF_COMMAND = b"<EOC>"
+EXIT = b"<EXIT>"
+ERROR = b"<ERROR>"
+
+Runner = Callable[[str, Any], Any]
+Describe = Callable[[BaseException], dict]
+
+
+def read_frame(stdin: BinaryIO) -> tuple[str, bytes] | None:
+    """The next ``(command, body)``, or ``None`` at ``<EXIT>`` or end of input between frames."""
+    while True:
+        line = stdin.readline()
+        if not line:
+            return None
+        command = line.strip()
+        if command:
+            break
+    if command == EXIT:
+        return None
+    parts: list[bytes] = []
+    while True:
+        line = stdin.readline()
+        if not line:
+            raise ProtocolError(
+                f"input ended inside a {command.decode(errors='replace')!r} frame: "
+                "every request must end with a line '<EOC>'"
+            )
+        if line.strip() == END_OF_COMMAND:
+            break
+        parts.append(line)
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    return command.decode("utf-8", errors="replace"), body
+
+
+def serve(
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    run: Runner,
+    describe: Describe,
+    structured_errors: bool = False,
+) -> None:
+    """Answer frames until ``<EXIT>`` or end of input.
+
+    ``run(command, request)`` does the work; ``describe(error)`` turns a failure into
+    ``{"name", "message"}``. Without ``structured_errors`` a failure propagates (the caller
+    reports it and exits 1); with it, the failure is answered as an error frame.
+    """
+    write = stdout.write
+    flush = stdout.flush
+    while True:
+        frame = read_frame(stdin)
+        if frame is None:
+            return
+        command, body = frame
+        frame = None
+        try:
+            try:
+                request = loads(body)
+            except ValueError as error:
+                raise ProtocolError(f"{command}: the request is not valid JSON ({error})") from None
+            body = None
+            answer = dumps(run(command, request))
+        except Exception as error:
+            if not structured_errors:
+                raise
+            write(ERROR + b"\n" + dumps({**describe(error), "command": command}) + b"\n<EOC>\n")
+        else:
+            request = None
+            write(answer)
+            answer = None
+            write(b"\n<EOC>\n")
+        flush()

@@ -1,0 +1,91 @@
+"""JSON Schema checks of a task's input, config and output.
+
+A request's ``schemas`` maps ``input``/``config``/``output`` to schema files relative to
+``LAMBDA_TASK_ROOT`` (else the working directory); an unmapped type uses
+``schemas/<type>.json`` when that file exists. Each file is compiled once per process
+(recompiled if it changes), and jsonschema is imported only when a schema file exists.
+Failures raise ``jsonschema.ValidationError`` (tasks catch that type) whose message names
+the schema type and the failing location.
+"""
+
+import os
+import sys
+from typing import Any
+
+from message_adapter.errors import MessageError
+
+SCHEMA_TYPES = ("input", "config", "output")
+
+_compiled: dict[str, tuple[float, Any]] = {}
+_warned: set[str] = set()
+
+
+def schema_file(schemas: dict | None, schema_type: str) -> str | None:
+    """The schema file that applies to ``schema_type``, or ``None`` when there is none."""
+    root = os.environ.get("LAMBDA_TASK_ROOT", "")
+    mapped = schemas.get(schema_type) if schemas else None
+    if mapped is not None and not isinstance(mapped, str):
+        raise MessageError(f"schemas.{schema_type} must be a file path string, got {mapped!r}")
+    path = os.path.join(root, mapped if mapped else f"schemas/{schema_type}.json")
+    if os.path.isfile(path):
+        return path
+    if mapped and path not in _warned:
+        _warned.add(path)
+        sys.stderr.write(
+            f"warning: {schema_type} schema {path!r} does not exist; {schema_type} is not "
+            "validated (set LAMBDA_TASK_ROOT or fix the path in 'schemas')\n"
+        )
+    return None
+
+
+def validate(document: Any, schema_type: str, schemas: dict | None) -> None:
+    """Check ``document`` against the ``schema_type`` schema, if one applies."""
+    path = schema_file(schemas, schema_type)
+    if path is None:
+        return
+    validator = _validator(path)
+    error = _first_error(validator, document)
+    if error is None:
+        return
+    from jsonschema import ValidationError
+
+    where = "$" + "".join(
+        f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path
+    )
+    raise ValidationError(
+        f"{schema_type} schema: {error.message} (at {schema_type} {where}; schema {path})",
+        validator=error.validator,
+        path=error.path,
+        schema_path=error.schema_path,
+        instance=error.instance,
+        validator_value=error.validator_value,
+    )
+
+
+def _first_error(validator: Any, document: Any) -> Any:
+    from jsonschema.exceptions import best_match
+
+    return best_match(validator.iter_errors(document))
+
+
+def _validator(path: str) -> Any:
+    modified = os.stat(path).st_mtime
+    cached = _compiled.get(path)
+    if cached is not None and cached[0] == modified:
+        return cached[1]
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    from message_adapter.jsonio import loads
+
+    try:
+        with open(path, "rb") as handle:
+            schema = loads(handle.read())
+        cls = validator_for(schema)
+        cls.check_schema(schema)
+    except (ValueError, SchemaError) as error:
+        message = getattr(error, "message", None) or str(error)
+        raise MessageError(f"schema file {path} is not a valid JSON Schema: {message}") from None
+    validator = cls(schema)
+    _compiled[path] = (modified, validator)
+    return validator
