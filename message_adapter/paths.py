@@ -178,7 +178,8 @@ def _location_of(datum: Any, document: Any) -> Location:
         if isinstance(step, Fields):
             route.append(step.fields[0])
         elif isinstance(step, Index) and isinstance(parent.value, list):
-            route.append(step.index % len(parent.value) if step.index < 0 else step.index)
+            index = _index_of(step)
+            route.append(index % len(parent.value) if index < 0 else index)
         else:
             route.append(None)
         datum = parent
@@ -198,8 +199,13 @@ def _is_slice_wrapper(datum: Any, document: Any) -> bool:
     if isinstance(step, Fields) and isinstance(container, dict):
         return container.get(step.fields[0]) is not datum.value
     if isinstance(step, Index) and isinstance(container, list):
-        return container[step.index] is not datum.value
+        return container[_index_of(step)] is not datum.value
     return False
+
+
+def _index_of(step: Any) -> int:
+    indices = getattr(step, "indices", None)
+    return indices[0] if indices else step.index
 
 
 def set_at(document: Any, location: Location, value: Any) -> Any:

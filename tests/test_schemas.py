@@ -1,0 +1,99 @@
+"""Schema checks of input, config and output, located like the historic adapter does."""
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import ValidationError
+
+from message_adapter.commands import Adapter
+from message_adapter.errors import MessageError
+
+REQUIRES_GRANULES = {"type": "object", "required": ["granules"],
+                     "properties": {"granules": {"type": "array"}}}
+
+
+class NoStore:
+    def get_json(self, bucket: str, key: str) -> None:
+        raise AssertionError("no S3 access expected")
+
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        raise AssertionError("no S3 access expected")
+
+
+@pytest.fixture
+def task_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    (tmp_path / "schemas").mkdir()
+    return tmp_path
+
+
+def write(path: Path, schema: dict) -> str:
+    path.write_text(json.dumps(schema))
+    return str(path)
+
+
+def test_default_input_schema_is_found_under_the_task_root(task_root: Path) -> None:
+    write(task_root / "schemas" / "input.json", REQUIRES_GRANULES)
+    with pytest.raises(ValidationError, match="input schema: 'granules' is a required property"):
+        Adapter(NoStore()).load_nested_event({"payload": {}})
+
+
+def test_valid_input_passes(task_root: Path) -> None:
+    write(task_root / "schemas" / "input.json", REQUIRES_GRANULES)
+    assert Adapter(NoStore()).load_nested_event({"payload": {"granules": []}})["input"] == {
+        "granules": []}
+
+
+def test_mapped_schema_file_is_relative_to_the_task_root(task_root: Path) -> None:
+    write(task_root / "my-output.json", REQUIRES_GRANULES)
+    with pytest.raises(ValidationError, match="output schema"):
+        Adapter(NoStore()).create_next_event({}, {"no": 1}, None, {"output": "my-output.json"})
+
+
+def test_error_names_the_failing_location(task_root: Path) -> None:
+    write(task_root / "schemas" / "output.json", REQUIRES_GRANULES)
+    with pytest.raises(ValidationError, match=r"at output \$\.granules") as raised:
+        Adapter(NoStore()).create_next_event({}, {"granules": "nope"})
+    assert list(raised.value.path) == ["granules"]
+
+
+def test_absolute_schema_paths_work(tmp_path: Path) -> None:
+    schema = write(tmp_path / "abs.json", {"type": "array"})
+    with pytest.raises(ValidationError, match="config schema"):
+        Adapter(NoStore()).load_nested_event({"task_config": {"a": 1}}, {"config": schema})
+
+
+def test_empty_config_is_not_validated(task_root: Path) -> None:
+    write(task_root / "schemas" / "config.json", {"required": ["needed"]})
+    assert Adapter(NoStore()).load_nested_event({})["config"] == {}
+
+
+def test_missing_mapped_schema_is_skipped_with_a_warning(
+    task_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Adapter(NoStore()).load_nested_event({"payload": 1}, {"input": "gone.json"})
+    assert "input schema" in capsys.readouterr().err
+
+
+def test_invalid_schema_file_is_reported(task_root: Path) -> None:
+    (task_root / "schemas" / "input.json").write_text("{not json")
+    with pytest.raises(MessageError, match="is not a valid JSON Schema"):
+        Adapter(NoStore()).load_nested_event({"payload": 1})
+
+
+def test_schema_file_change_is_picked_up(task_root: Path) -> None:
+    import os
+
+    path = task_root / "schemas" / "input.json"
+    write(path, {"type": "integer"})
+    Adapter(NoStore()).load_nested_event({"payload": 1})
+    write(path, {"type": "string"})
+    os.utime(path, (1, 1))
+    with pytest.raises(ValidationError):
+        Adapter(NoStore()).load_nested_event({"payload": 1})
+
+
+def test_schemas_must_be_an_object() -> None:
+    with pytest.raises(MessageError, match="schemas must be an object"):
+        Adapter(NoStore()).load_nested_event({}, "schemas/")
