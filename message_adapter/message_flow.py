@@ -6,7 +6,6 @@ through the ``RemoteStore`` passed in (S3 in production, a dict or a folder in t
 local runs), and schema checks go through the ``validate`` callable passed in.
 """
 
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -244,6 +243,8 @@ def _offload(message: dict, store: RemoteStore) -> dict:
             "ReplaceConfig needs cumulus_meta.system_bucket: the bucket that stores "
             "offloaded message parts"
         )
+    import uuid
+
     from message_adapter.jsonio import dumps
 
     key = f"events/{uuid.uuid4()}"

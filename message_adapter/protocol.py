@@ -68,6 +68,7 @@ def serve(
             return
         command, body = frame
         frame = None
+        request = None
         try:
             try:
                 request = loads(body)
@@ -80,8 +81,10 @@ def serve(
                 raise
             write(ERROR + b"\n" + dumps({**describe(error), "command": command}) + b"\n<EOC>\n")
         else:
-            request = None
             write(answer)
             answer = None
             write(b"\n<EOC>\n")
         flush()
+        # Freeing a large request takes a while; doing it after the answer is sent lets the
+        # client work meanwhile.
+        request = body = None
