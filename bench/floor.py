@@ -4,8 +4,13 @@ It reads frames exactly as the adapter does (``COMMAND\\n<JSON>\\n<EOC>\\n``, ``
 ends), parses each request with msgspec and answers with what the protocol needs and
 nothing more: no templates, no task bookkeeping, no schemas, no remote store. Whatever
 the real adapter costs above this is the price of the Cumulus message rules.
+
+The cyclic garbage collector is off: parsed JSON has no reference cycles, and with it on
+the floor would mostly measure the collector rescanning large messages (it doubles the
+parse time at 20000 granules), which any sidecar can avoid with one call.
 """
 
+import gc
 import os
 import sys
 
@@ -24,6 +29,7 @@ def answer(command: bytes, request: dict) -> object:
 
 def main() -> None:
     """Serve frames on stdin/stdout until ``<EXIT>`` or end of input."""
+    gc.disable()
     decode = msgspec.json.Decoder().decode
     encode = msgspec.json.Encoder().encode
     readline = sys.stdin.buffer.readline

@@ -123,7 +123,25 @@ def measure(
     return rows
 
 
-def render(rows: list[Row], ours: list[str], floor: list[str], mode_name: str) -> str:
+def pin(choice: str) -> int | None:
+    """Pin this process (and so every sidecar it spawns) to one CPU; return it.
+
+    On a shared or virtual machine, a round trip between two processes on different CPUs
+    pays for waking an idle CPU (about 50 us per wake-up here, four times the floor's
+    whole 1-granule cycle), and which CPUs the scheduler picks changes from run to run.
+    On one CPU a round trip is two context switches, so small-message timings measure
+    the sidecars rather than the scheduler.
+    """
+    if choice == "none" or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0)) if choice == "auto" else int(choice)
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def render(
+    rows: list[Row], ours: list[str], floor: list[str], mode_name: str, cpu: int | None
+) -> str:
     """The results as a markdown document."""
     lines = [
         "# Stream sidecar benchmark",
@@ -131,7 +149,8 @@ def render(rows: list[Row], ours: list[str], floor: list[str], mode_name: str) -
         f"- ours: `{driver.describe_argv(ours)}`",
         f"- floor: `{driver.describe_argv(floor)}`",
         f"- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode_name} mode, "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}",
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        + ("not pinned" if cpu is None else f"driver and sidecars pinned to CPU {cpu}"),
         "",
         "| metric | ours | floor | ratio | target | met | n |",
         "|---|---:|---:|---:|---|---|---:|",
@@ -161,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sidecar", help="command line to measure instead of `python -m message_adapter stream`"
     )
     parser.add_argument(
+        "--cpu", default="auto",
+        help="CPU to pin the driver and sidecars to ('auto': the last allowed one; "
+             "'none': no pinning)",
+    )
+    parser.add_argument(
         "--sizes", default=",".join(map(str, SIZES)),
         help="comma-separated granule counts (default: %(default)s)",
     )
@@ -176,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    pinned = pin(args.cpu)
+
     started = time.perf_counter()
     try:
         rows = measure(ours, floor, sizes, mode, log)
@@ -183,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"benchmark failed: {error}")
         return 1
     log(f"done in {time.perf_counter() - started:.0f} s")
-    report = render(rows, ours, floor, "quick" if args.quick else "full")
+    report = render(rows, ours, floor, "quick" if args.quick else "full", pinned)
     sys.stdout.write(report)
     if args.output:
         args.output.write_text(report)

@@ -25,7 +25,7 @@ SIDECARS = {
 
 def test_quick_run_renders_every_row(tmp_path: Path) -> None:
     output = tmp_path / "bench.md"
-    assert run.main(["--quick", "--sizes", "1", "--output", str(output)]) == 0
+    assert run.main(["--quick", "--sizes", "1", "--cpu", "none", "--output", str(output)]) == 0
     rows = [line for line in output.read_text().splitlines() if line.startswith("| ")]
     metrics = [row.split("|")[1].strip() for row in rows[1:]]
     assert metrics == [
