@@ -58,3 +58,8 @@ _single("loadNestedEvent",
 _single("createNextEvent",
         'Request {"event", "handler_response", "message_config"?, "schemas"?}: put the '
         "task's output into the next message and offload it per ReplaceConfig.")
+
+
+from message_adapter.cli_bundle import bundle  # noqa: E402
+
+cli.add_command(bundle)
