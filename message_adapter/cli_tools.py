@@ -63,3 +63,8 @@ _single("createNextEvent",
 from message_adapter.cli_bundle import bundle  # noqa: E402
 
 cli.add_command(bundle)
+
+from message_adapter.cli_run import activity, run  # noqa: E402
+
+cli.add_command(run)
+cli.add_command(activity)

@@ -1,0 +1,18 @@
+"""Example Python task: greet the configured name and count the input granules.
+
+    cumulus-message-adapter run examples/tasks/hello.py:handler examples/tasks/message.json
+"""
+
+import sys
+
+
+class NothingToDoWorkflowError(Exception):
+    """A name containing WorkflowError: the workflow goes on with `exception` set."""
+
+
+def handler(event, context):
+    granules = (event["input"] or {}).get("granules", [])
+    if not granules:
+        raise NothingToDoWorkflowError("the input has no granules")
+    print(f"greeting {event['config']['name']}", file=sys.stderr)  # logs go to stderr
+    return {"greeting": f"hello {event['config']['name']}", "granule_count": len(granules)}

@@ -1,0 +1,214 @@
+"""``run`` (one message, locally) and ``activity`` (a Step Functions activity worker).
+
+Both run a task through ``runner.run_message``; this module only reads options, files
+and signals, and writes results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+TASK_HELP = """TASK is a Python callable, 'package.module:function' or 'path/file.py:function',
+called as function(nested_event, context). Or give --exec 'COMMAND ...' instead of TASK:
+the command gets the nested event as JSON on stdin and prints its result as JSON on
+stdout (see protocol.md, "Task protocol")."""
+
+
+def parse_schemas(text: str | None) -> dict | None:
+    """``--schemas``: a JSON object, or ``input=FILE,config=FILE,output=FILE``."""
+    if text is None:
+        return None
+    from message_adapter.jsonio import loads
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = loads(text)
+        except ValueError as error:
+            raise click.BadParameter(f"not a JSON object ({error})",
+                                     param_hint="--schemas") from None
+        if not isinstance(value, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--schemas")
+        return value
+    schemas = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, sep, path = item.partition("=")
+        if not sep or kind not in ("input", "config", "output") or not path:
+            raise click.BadParameter(
+                f"{item!r}: use input=FILE, config=FILE or output=FILE (comma separated), "
+                'or a JSON object such as {"input": "schemas/input.json"}',
+                param_hint="--schemas")
+        schemas[kind] = path
+    return schemas
+
+
+def _read_json(path: str, what: str) -> Any:
+    from message_adapter.jsonio import loads
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {path}: {error.strerror}",
+                                 param_hint=what) from None
+    try:
+        return loads(data)
+    except ValueError as error:
+        raise click.BadParameter(f"{path} is not JSON ({error})", param_hint=what) from None
+
+
+def _store(store_dir: str | None) -> Any:
+    from message_adapter.remote_store import LocalDirStore, S3Store
+
+    return LocalDirStore(store_dir) if store_dir else S3Store()
+
+
+def _load_task(task: str | None, exec_command: str | None) -> Any:
+    from message_adapter.task import TaskLoadError, load_task
+
+    try:
+        return load_task(task, exec_command)
+    except TaskLoadError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str]) -> list:
+    wanted = len(names) - (1 if exec_command is not None else 0)
+    if len(args) != wanted:
+        shown = " ".join(names[1:] if exec_command is not None else names)
+        raise click.UsageError(f"expected {shown or 'no arguments'}"
+                               + (" (TASK is replaced by --exec)" if exec_command else ""))
+    return ([None] if exec_command is not None else []) + list(args)
+
+
+@click.command(epilog=TASK_HELP)
+@click.argument("args", nargs=-1, metavar="[TASK] MESSAGE")
+@click.option("--exec", "exec_command", metavar="'COMMAND ...'",
+              help="Run this command as the task instead of a Python TASK.")
+@click.option("--context", "context_file", metavar="FILE",
+              help="JSON object passed as the task's context (and recorded in "
+                   "meta.workflow_tasks, as a Lambda context is).")
+@click.option("--schemas", metavar="SPEC",
+              help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.")
+@click.option("--store", "store_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.")
+@click.option("--pretty", is_flag=True, help="Indent the printed message.")
+def run(args: tuple[str, ...], exec_command: str | None, context_file: str | None,
+        schemas: str | None, store_dir: str | None, pretty: bool) -> None:
+    """Run MESSAGE (a Cumulus message file, or - for stdin) through TASK; print the next message.
+
+    \b
+    loadAndUpdateRemoteEvent -> loadNestedEvent -> TASK -> createNextEvent
+    A task error named ...WorkflowError prints the incoming message with payload null and
+    exception set (exit 0); any other error is one line on stderr and exit 1.
+    """
+    from message_adapter.cli import describe
+    from message_adapter.commands import Adapter
+    from message_adapter.jsonio import dumps
+    from message_adapter.runner import run_message
+    from message_adapter.task import TaskContext
+
+    task_spec, message_file = _split_args(args, exec_command, ["TASK", "MESSAGE"])
+    task = _load_task(task_spec, exec_command)
+    message = _read_json(message_file, "MESSAGE")
+    context = None
+    if context_file:
+        context = _read_json(context_file, "--context")
+        if not isinstance(context, dict):
+            raise click.BadParameter("must hold a JSON object", param_hint="--context")
+        context = TaskContext(context)
+    adapter = Adapter(_store(store_dir))
+    try:
+        # A Python task's print() must not mix with the message on stdout.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_message(adapter, task, message, context, parse_schemas(schemas))
+    except Exception as error:
+        info = describe(error)
+        if hasattr(error, "name") and isinstance(error.name, str):
+            info["name"] = error.name
+        click.echo(f"run: {info['name']}: {info['message']}", err=True)
+        sys.exit(1)
+    if pretty:
+        import json
+
+        sys.stdout.write(json.dumps(result.message, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.buffer.write(dumps(result.message) + b"\n")
+    sys.stdout.flush()
+
+
+@click.command(epilog=TASK_HELP)
+@click.argument("args", nargs=-1, metavar="[TASK]")
+@click.option("--activity-arn", required=True, envvar="ACTIVITY_ARN", metavar="ARN",
+              help="The Step Functions activity to serve (or $ACTIVITY_ARN).")
+@click.option("--exec", "exec_command", metavar="'COMMAND ...'",
+              help="Run this command as the task instead of a Python TASK.")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Tasks run at once in this process (one long poll each).")
+@click.option("--heartbeat", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Send SendTaskHeartbeat this often while a task runs (use with the "
+                   "state's HeartbeatSeconds).")
+@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="SECONDS",
+              help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
+                   "answered with a failure.")
+@click.option("--worker-name", metavar="NAME", help="Name sent with each poll [host-pid].")
+@click.option("--schemas", metavar="SPEC",
+              help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.")
+@click.option("--store", "store_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Use DIR/<bucket>/<key> instead of S3 (for local testing).")
+def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
+             concurrency: int, heartbeat: float | None, grace: float,
+             worker_name: str | None, schemas: str | None, store_dir: str | None) -> None:
+    """Serve a Step Functions activity: poll, run TASK through the adapter, answer.
+
+    \b
+    Success: SendTaskSuccess with the next message (a ...WorkflowError task continues
+    the workflow with exception set). Any other error: SendTaskFailure with the error
+    name and message. One JSON log line per task on stderr. SIGTERM/SIGINT: stop polling,
+    let running tasks finish within --grace, answer everything, exit 0 (a second signal
+    ends the grace period at once). Polls already waiting (up to 60 s) are let finish,
+    so a task they deliver is still answered.
+    """
+    from message_adapter.commands import Adapter
+    from message_adapter.runner import run_message
+    from message_adapter.task import ExecTask, TaskContext
+    from message_adapter.worker import ActivityWorker, activity_name, make_sfn_client
+
+    (task_spec,) = _split_args(args, exec_command, ["TASK"])
+    task = _load_task(task_spec, exec_command)
+    adapter = Adapter(_store(store_dir))
+    schema_map = parse_schemas(schemas)
+    context = TaskContext(activityArn=activity_arn, functionName=activity_name(activity_arn))
+
+    def handle(message: Any) -> Any:
+        return run_message(adapter, task, message, context, schema_map)
+
+    worker = ActivityWorker(
+        make_sfn_client(concurrency), activity_arn, handle,
+        worker_name=worker_name, concurrency=concurrency, heartbeat=heartbeat, grace=grace,
+        on_deadline=task.kill_all if isinstance(task, ExecTask) else None,
+    )
+    signals_seen = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signals_seen.append(signum)
+        worker.stop(now=len(signals_seen) > 1)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    code = worker.run()
+    if isinstance(task, ExecTask):
+        task.kill_all()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
