@@ -3,9 +3,16 @@
 Both stores have the two calls ``message_flow`` needs (``get_json`` and ``put_json``).
 boto3 is imported only when a message first touches S3, so messages that never do pay
 nothing for it. Errors name the bucket and key and say what to check.
+
+S3 is reached as the standard AWS settings say (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3``, region, credentials, ``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``), or,
+with ``CUMULUS_ENV=testing``, at ``http://$LOCALSTACK_HOST:4566`` as the historic adapter
+did. Transient failures are retried: requests by botocore's standard retry mode, a body
+cut off while being read by ``get_json`` itself.
 """
 
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +21,18 @@ from message_adapter.errors import RemoteStoreError
 from message_adapter.jsonio import loads
 
 EXPIRES_AFTER = timedelta(days=7)
+TOTAL_ATTEMPTS = 5
+"""Attempts per S3 request (first try included) unless ``AWS_MAX_ATTEMPTS`` says otherwise."""
+READ_ATTEMPTS = 3
+"""Attempts at reading an object whose body is cut off in transit."""
+
+_ACCESS_DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled"})
+_BAD_CREDENTIALS = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+    "TokenRefreshRequired", "InvalidClientTokenId",
+})
+_ALREADY_THERE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_NOT_IMPLEMENTED = frozenset({"NotImplemented", "501"})
 
 
 class S3Store:
@@ -21,18 +40,18 @@ class S3Store:
 
     def __init__(self, client: Any = None) -> None:
         self._client = client
+        self._conditional_writes: bool | None = None
 
     @property
     def client(self) -> Any:
+        """The boto3 S3 client, made (and boto3 imported) on first use."""
         if self._client is None:
             self._client = make_s3_client()
         return self._client
 
     def get_json(self, bucket: str, key: str) -> Any:
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as error:
-            raise _explain(error, "read", bucket, key) from None
+        """The parsed JSON object at s3://bucket/key."""
+        body = self._read(bucket, key)
         try:
             return loads(body)
         except ValueError as error:
@@ -41,18 +60,63 @@ class S3Store:
                 "a message part written by the adapter"
             ) from None
 
+    def _read(self, bucket: str, key: str) -> bytes:
+        attempt = 1
+        while True:
+            try:
+                response = self.client.get_object(Bucket=bucket, Key=key)
+            except Exception as error:
+                raise _explain(error, "read", bucket, key) from None
+            try:
+                return response["Body"].read()
+            except Exception as error:
+                # botocore retries requests, not a body that breaks off while streaming.
+                if attempt >= READ_ATTEMPTS or not _is_broken_stream(error):
+                    raise _explain(error, "read", bucket, key) from None
+            time.sleep(0.05 * attempt)
+            attempt += 1
+
     def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        """Store ``body`` at s3://bucket/key, expiring in 7 days; never overwrites.
+
+        The write is conditional (``If-None-Match: *``). When it is refused because the
+        object exists, it succeeds only if that object already holds exactly ``body`` (a
+        retried request whose first attempt landed); an endpoint without conditional
+        writes gets a plain write (keys are random, so nothing is overwritten in practice).
+        """
         try:
-            self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                Expires=datetime.now(timezone.utc) + EXPIRES_AFTER,
-                IfNoneMatch="*",
-            )
+            client = self.client
+            request = {
+                "Bucket": bucket,
+                "Key": key,
+                "Body": body,
+                "ContentType": "application/json",
+                "Expires": datetime.now(timezone.utc) + EXPIRES_AFTER,
+            }
+            if self._conditional_writes is None:
+                self._conditional_writes = _supports_if_none_match(client)
+            if self._conditional_writes:
+                request["IfNoneMatch"] = "*"
+            try:
+                client.put_object(**request)
+            except Exception as error:
+                code = _error_code(error)
+                if code in _NOT_IMPLEMENTED and "IfNoneMatch" in request:
+                    self._conditional_writes = False
+                    del request["IfNoneMatch"]
+                    client.put_object(**request)
+                elif code in _ALREADY_THERE and self._holds(bucket, key, body):
+                    return
+                else:
+                    raise
         except Exception as error:
             raise _explain(error, "write", bucket, key) from None
+
+    def _holds(self, bucket: str, key: str, body: bytes) -> bool:
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+        except Exception:
+            return False
 
 
 def make_s3_client() -> Any:
@@ -60,9 +124,14 @@ def make_s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    retries: dict[str, Any] = {}
+    if not os.environ.get("AWS_RETRY_MODE"):
+        retries["mode"] = "standard"
+    if not os.environ.get("AWS_MAX_ATTEMPTS"):
+        retries["total_max_attempts"] = TOTAL_ATTEMPTS
+    config = Config(retries=retries)
     if os.environ.get("CUMULUS_ENV") == "testing":
-        host = os.environ.get("LOCALSTACK_HOST", "localhost")
+        host = os.environ.get("LOCALSTACK_HOST") or "localhost"
         return boto3.client(
             "s3",
             endpoint_url=f"http://{host}:4566",
@@ -74,10 +143,31 @@ def make_s3_client() -> Any:
     return boto3.client("s3", config=config)
 
 
+def _supports_if_none_match(client: Any) -> bool:
+    # botocore learnt conditional writes in 1.35; older ones reject the parameter.
+    try:
+        shape = client.meta.service_model.operation_model("PutObject").input_shape
+        return "IfNoneMatch" in shape.members
+    except Exception:
+        return False
+
+
+def _is_broken_stream(error: Exception) -> bool:
+    from botocore import exceptions
+
+    names = ("IncompleteReadError", "ReadTimeoutError", "ResponseStreamingError")
+    kinds = tuple(getattr(exceptions, name) for name in names if hasattr(exceptions, name))
+    return isinstance(error, kinds)
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStoreError:
     where = f"s3://{bucket}/{key}"
-    response = getattr(error, "response", None) or {}
-    code = str(response.get("Error", {}).get("Code", ""))
+    code = _error_code(error)
     if code in ("NoSuchKey", "404") and action == "read":
         return RemoteStoreError(
             f"cannot read {where}: no such object; it may have expired (offloaded parts "
@@ -88,15 +178,33 @@ def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStor
             f"cannot {action} {where}: bucket {bucket!r} does not exist; check the "
             "bucket name (cumulus_meta.system_bucket for offloads)"
         )
-    if code in ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
-                "SignatureDoesNotMatch"):
+    if code in _ACCESS_DENIED:
         return RemoteStoreError(
             f"cannot {action} {where}: access denied; the task's role needs "
             f"s3:{'GetObject' if action == 'read' else 'PutObject'} on that bucket"
         )
-    if code in ("PreconditionFailed", "412"):
-        return RemoteStoreError(f"cannot write {where}: an object already exists there")
-    detail = f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
+    if code in _BAD_CREDENTIALS:
+        return RemoteStoreError(
+            f"cannot {action} {where}: the AWS credentials were rejected ({code}); check "
+            "the task's role or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN"
+        )
+    if code in _ALREADY_THERE and action == "write":
+        return RemoteStoreError(
+            f"cannot write {where}: an object already exists there and offloaded parts are "
+            "never overwritten"
+        )
+    name = type(error).__name__
+    if name == "NoCredentialsError":
+        return RemoteStoreError(
+            f"cannot {action} {where}: no AWS credentials found; give the task a role or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return RemoteStoreError(
+            f"cannot {action} {where}: S3 could not be reached, even after retries ({error}); "
+            "check the network and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3"
+        )
+    detail = f"{code}: {error}" if code else f"{name}: {error}"
     return RemoteStoreError(f"cannot {action} {where} ({detail})")
 
 

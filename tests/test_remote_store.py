@@ -1,0 +1,260 @@
+"""S3Store against a real S3 endpoint (moto server on loopback): settings, writes, retries.
+
+The message rules that use the store, and the error messages as users see them, are tested
+in test_s3_flow.py; this file covers how the store reaches S3 and copes when S3 misbehaves.
+"""
+
+import email.utils
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from conftest import (
+    DEAD_ENDPOINT,
+    FlakyProxy,
+    MotoServer,
+    free_port,
+    get_json,
+    port_is_free,
+    put_json,
+    run_adapter,
+)
+
+from message_adapter.errors import RemoteStoreError
+from message_adapter.remote_store import S3Store, make_s3_client
+
+pytestmark = pytest.mark.usefixtures("s3_env")
+
+
+# ---- reaching S3: the standard AWS settings ------------------------------------------------
+
+
+def test_aws_endpoint_url_is_the_endpoint(s3: Any, bucket: str) -> None:
+    put_json(s3, bucket, "events/a", {"stored": True})
+
+    assert S3Store().get_json(bucket, "events/a") == {"stored": True}
+
+
+def test_aws_endpoint_url_s3_wins_over_aws_endpoint_url(
+    s3: Any, bucket: str, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint)
+    put_json(s3, bucket, "events/a", [1, 2])
+
+    assert S3Store().get_json(bucket, "events/a") == [1, 2]
+
+
+def test_region_comes_from_aws_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+
+    assert make_s3_client().meta.region_name == "eu-west-2"
+
+
+def test_credentials_come_from_the_environment(
+    s3: Any, bucket: str, restricted_credentials: Any
+) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    restricted_credentials(allow=[{"Action": "s3:GetObject", "Resource": "*"}])
+
+    assert S3Store().get_json(bucket, "events/a") == {"ok": 1}
+
+
+def test_rejected_credentials_are_named(
+    s3: Any, bucket: str, restricted_credentials: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    restricted_credentials(allow=[{"Action": "s3:GetObject", "Resource": "*"}])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+
+    with pytest.raises(RemoteStoreError, match=rf"s3://{bucket}/events/a: the AWS credentials"):
+        S3Store().get_json(bucket, "events/a")
+
+
+# ---- reaching S3: CUMULUS_ENV=testing (http://$LOCALSTACK_HOST:4566, fixed credentials) ---
+
+
+@pytest.fixture(scope="module")
+def server_on_4566() -> Any:
+    """A moto server where the historic testing convention looks: 127.0.0.1:4566."""
+    if not port_is_free(4566):
+        pytest.skip("port 4566 is taken (LocalStack running?), so moto cannot listen there")
+    try:
+        server = MotoServer(4566)
+    except RuntimeError as error:
+        pytest.skip(f"could not start moto on port 4566: {error}")
+    yield server
+    server.stop()
+
+
+def test_cumulus_env_testing_means_localstack_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_ENV", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+
+    client = make_s3_client()
+
+    credentials = client._request_signer._credentials
+    assert client.meta.endpoint_url == "http://localhost:4566"
+    assert client.meta.region_name == "us-east-1"
+    assert (credentials.access_key, credentials.secret_key) == ("my-id", "my-secret")
+
+
+def test_cumulus_env_testing_honours_localstack_host(
+    server_on_4566: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_ENV", "testing")
+    monkeypatch.setenv("LOCALSTACK_HOST", "127.0.0.1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)  # ignored in testing mode
+    make_s3_client().create_bucket(Bucket="cma-localstack-host")
+
+    S3Store().put_json("cma-localstack-host", "events/a", b'{"via":"4566"}')
+
+    assert S3Store().get_json("cma-localstack-host", "events/a") == {"via": "4566"}
+
+
+def test_cumulus_env_testing_reaches_localhost_from_the_cli(
+    server_on_4566: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_ENV", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
+    client = make_s3_client()
+    client.create_bucket(Bucket="cma-localhost")
+    client.put_object(Bucket="cma-localhost", Key="events/a", Body=b'{"via":"localhost"}')
+    request = {"event": {"payload": {}, "replace": {
+        "Bucket": "cma-localhost", "Key": "events/a", "TargetPath": "$.payload"}}}
+
+    run = run_adapter("loadAndUpdateRemoteEvent", stdin=_json(request))
+
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert run.json() == {"payload": {"via": "localhost"}}
+
+
+# ---- writing: expiry, content type, never overwriting -----------------------------------------
+
+
+def test_put_marks_the_object_to_expire_in_seven_days(s3: Any, bucket: str) -> None:
+    S3Store().put_json(bucket, "events/a", b"{}")
+
+    head = s3.head_object(Bucket=bucket, Key="events/a")
+    expires = email.utils.parsedate_to_datetime(head["ResponseMetadata"]["HTTPHeaders"]["expires"])
+    expected = datetime.now(timezone.utc) + timedelta(days=7)
+    assert abs(expires - expected) < timedelta(minutes=5)
+    assert head["ContentType"] == "application/json"
+
+
+def test_put_never_overwrites_an_object(s3: Any, bucket: str) -> None:
+    put_json(s3, bucket, "events/a", {"first": 1})
+
+    with pytest.raises(RemoteStoreError, match=rf"s3://{bucket}/events/a: an object already"):
+        S3Store().put_json(bucket, "events/a", b'{"second":2}')
+    assert get_json(s3, bucket, "events/a") == {"first": 1}
+
+
+def test_put_of_identical_content_onto_itself_succeeds(s3: Any, bucket: str) -> None:
+    S3Store().put_json(bucket, "events/a", b'{"same":1}')
+
+    S3Store().put_json(bucket, "events/a", b'{"same":1}')
+
+    assert get_json(s3, bucket, "events/a") == {"same": 1}
+
+
+def test_put_to_an_endpoint_without_conditional_writes_writes_plainly(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy
+) -> None:
+    flaky_s3.fail("PUT", status=501, code="NotImplemented", times=99,
+                  when=lambda headers: "If-None-Match" in headers)
+
+    S3Store().put_json(bucket, "events/a", b'{"plain":1}')
+
+    assert get_json(s3, bucket, "events/a") == {"plain": 1}
+    assert flaky_s3.count("PUT") == 2
+
+
+# ---- transient failures are retried ----------------------------------------------------------
+
+
+def test_read_is_retried_after_a_503(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", status=503, code="SlowDown")
+
+    assert S3Store().get_json(bucket, "events/a") == {"ok": 1}
+    assert flaky_s3.count("GET") == 2
+
+
+def test_write_is_retried_after_a_500(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
+    flaky_s3.fail("PUT", status=500, code="InternalError")
+
+    S3Store().put_json(bucket, "events/a", b'{"ok":1}')
+
+    assert get_json(s3, bucket, "events/a") == {"ok": 1}
+    assert flaky_s3.count("PUT") == 2
+
+
+def test_write_whose_reply_was_lost_is_not_reported_as_a_conflict(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy
+) -> None:
+    flaky_s3.fail("PUT", kind="lose", status=503, code="ServiceUnavailable")
+
+    S3Store().put_json(bucket, "events/a", b'{"ok":1}')
+
+    assert get_json(s3, bucket, "events/a") == {"ok": 1}
+    assert flaky_s3.count("PUT") == 2
+
+
+def test_read_cut_off_mid_body_is_retried(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
+    put_json(s3, bucket, "events/a", {"text": "x" * 1000})
+    flaky_s3.fail("GET", kind="truncate")
+
+    assert S3Store().get_json(bucket, "events/a") == {"text": "x" * 1000}
+    assert flaky_s3.count("GET") == 2
+
+
+def test_s3_that_comes_up_late_is_retried(
+    s3: Any, bucket: str, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_json(s3, bucket, "events/a", {"late": True})
+    port = free_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    proxies: list[FlakyProxy] = []
+    timer = threading.Timer(0.2, lambda: proxies.append(FlakyProxy(moto_server.port, port)))
+    timer.start()
+    try:
+        assert S3Store().get_json(bucket, "events/a") == {"late": True}
+    finally:
+        timer.join()
+        for proxy in proxies:
+            proxy.stop()
+
+
+def test_aws_max_attempts_limits_the_retries(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", status=503, code="SlowDown")
+
+    with pytest.raises(RemoteStoreError, match=rf"cannot read s3://{bucket}/events/a \(SlowDown"):
+        S3Store().get_json(bucket, "events/a")
+    assert flaky_s3.count("GET") == 1
+
+
+def test_unreachable_s3_is_named_after_the_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    with pytest.raises(RemoteStoreError, match=r"cannot read s3://b/k: S3 could not be reached"):
+        S3Store().get_json("b", "k")
+
+
+def test_object_that_is_not_json_is_named(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="events/a", Body=b"<html>")
+
+    with pytest.raises(RemoteStoreError, match=rf"s3://{bucket}/events/a does not hold JSON"):
+        S3Store().get_json(bucket, "events/a")
+
+
+def _json(value: Any) -> bytes:
+    from message_adapter.jsonio import dumps
+
+    return dumps(value)
