@@ -194,6 +194,13 @@ def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStor
             "never overwritten"
         )
     name = type(error).__name__
+    if name == "ParamValidationError":
+        # botocore lists each problem on its own line, bucket ones followed by long regexes.
+        problems = [line.split(": Bucket name must")[0] for line in str(error).splitlines()[1:]]
+        return RemoteStoreError(
+            f"cannot {action} {where}: S3 does not accept this bucket or key "
+            f"({'; '.join(problems) or error})"
+        )
     if name == "NoCredentialsError":
         return RemoteStoreError(
             f"cannot {action} {where}: no AWS credentials found; give the task a role or set "

@@ -157,6 +157,9 @@ def s3(moto_server: MotoServer) -> Any:
     """A boto3 S3 client on the moto server, for setting up and inspecting buckets."""
     import boto3
 
+    assert boto3.client("s3").meta.endpoint_url == os.environ["AWS_ENDPOINT_URL"], (
+        "this botocore ignores AWS_ENDPOINT_URL, so tests could reach real AWS"
+    )
     return boto3.client(
         "s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",

@@ -74,6 +74,15 @@ def test_load_merges_the_stored_object_into_an_object_target(
                       "payload": {"keep": 1, "over": "stored", "new": 2}}
 
 
+def test_load_reads_keys_with_spaces_and_non_ascii(cma: Cma, s3: Any, bucket: str) -> None:
+    put_json(s3, bucket, "events/ä b+c?.json", {"odd": "key"})
+    event = {"payload": {}, "replace": replace(bucket, "events/ä b+c?.json", "$.payload")}
+
+    result = cma("loadAndUpdateRemoteEvent", {"event": event})
+
+    assert result == {"payload": {"odd": "key"}}
+
+
 @pytest.mark.parametrize(("local", "stored"), [
     ({"keep": 1}, [1, 2]),
     ("", {"a": 1}),
@@ -279,19 +288,41 @@ def test_offload_then_load_restores_the_message(
 # ---- nothing is orphaned: errors found before the upload write nothing ---------------------
 
 
+CORE_BUG_TARGET_PATH = pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="core bug: message_flow._offload checks TargetPath only when the next step loads",
+)
+
+
 @pytest.mark.parametrize("replace_config", [
     {"Path": "$.nowhere"},
     {"Path": "$.payload[*]"},
     {"Path": "$.payload", "MaxSize": "big"},
     {"Path": 5},
-], ids=["path-matches-nothing", "path-matches-two", "bad-max-size", "bad-path"])
+    {"Path": "$["},
+    pytest.param({"Path": "$.payload", "TargetPath": 5}, marks=CORE_BUG_TARGET_PATH),
+    pytest.param({"Path": "$.payload", "TargetPath": "$["}, marks=CORE_BUG_TARGET_PATH),
+], ids=["path-matches-nothing", "path-matches-two", "bad-max-size", "path-not-text",
+        "path-syntax", "target-path-not-text", "target-path-syntax"])
 def test_bad_replace_config_fails_before_anything_is_stored(
     s3: Any, bucket: str, replace_config: dict
 ) -> None:
     event = {"cumulus_meta": meta(bucket), "ReplaceConfig": replace_config}
 
-    with pytest.raises(MessageError, match="ReplaceConfig"):
+    try:
         Adapter().create_next_event(event, [1, 2])
+    except MessageError:
+        pass
+    else:
+        raise AssertionError(f"no error for ReplaceConfig {replace_config}")
+    assert keys_in(s3, bucket) == []
+
+
+def test_offload_without_system_bucket_stores_nothing(s3: Any, bucket: str) -> None:
+    event = {"cumulus_meta": {}, "ReplaceConfig": {"Path": "$.payload"}}
+
+    with pytest.raises(MessageError, match="system_bucket"):
+        Adapter().create_next_event(event, [1])
     assert keys_in(s3, bucket) == []
 
 
@@ -342,6 +373,26 @@ def test_access_denied_on_offload_names_bucket_and_key(
     with pytest.raises(RemoteStoreError, match=rf"cannot write s3://{bucket}/events/[0-9a-f-]"
                                                r"{36}: access denied; .* needs s3:PutObject"):
         MessageAdapter().create_next_event([1], event, None)
+
+
+def test_invalid_bucket_name_is_named() -> None:
+    event = {"payload": {}, "replace": replace("no spaces allowed", "events/x", "$.payload")}
+
+    with pytest.raises(RemoteStoreError, match=r"s3://no spaces allowed/events/x: S3 does not "
+                                               r"accept this bucket or key"):
+        Adapter().load_and_update_remote_event(event)
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: message_flow._load_remote returns the stored "
+                   "list as the message (AttributeError with a context) instead of an error")
+def test_stored_non_object_at_dollar_is_an_error_naming_bucket_and_key(
+    s3: Any, bucket: str
+) -> None:
+    put_json(s3, bucket, "events/list", [1, 2])
+    event = {"meta": {}, "replace": replace(bucket, "events/list", "$")}
+
+    with pytest.raises((MessageError, RemoteStoreError), match=rf"{bucket}/events/list"):
+        Adapter().load_and_update_remote_event(event, {"function_name": "f"})
 
 
 def test_offload_without_system_bucket_says_so() -> None:
