@@ -52,10 +52,11 @@ def main() -> None:
                 break
             lines.append(line)
         request = decode(lines[0] if len(lines) == 1 else b"".join(lines))
+        lines = None
         stdout.write(encode(answer(command, request)))
         stdout.write(b"\n<EOC>\n")
         stdout.flush()
-        request = lines = None
+        request = None
     stdout.flush()
     os._exit(0)
 
