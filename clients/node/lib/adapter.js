@@ -1,0 +1,329 @@
+'use strict';
+
+// A warm message adapter shared by every invocation in this process: commands go through
+// one queue, one at a time, to one sidecar, which is started on first use, replaced when
+// it dies or misses a deadline, and restarted when the environment that locates it changes.
+
+const { CumulusMessageAdapterExecutionError } = require('./errors');
+const { adapterFromCommand, adapterFromEnvironment } = require('./command');
+const { setCumulusEnvironment } = require('./message');
+const { Sidecar } = require('./sidecar');
+
+const ERROR_FRAME = '<ERROR>\n';
+const STDERR_KEEP = 1 << 20; // characters of adapter stderr kept for error messages
+const DEFAULT_DEADLINE_MARGIN_MS = 500;
+
+const hasAssignedPayload = (message) => message != null
+  && message.payload !== undefined && message.input === undefined && message.config === undefined;
+
+const isNestedEvent = (message) => message != null
+  && message.input !== undefined && message.config !== undefined;
+
+const isCmaMessage = (message) => message != null && message.cma !== undefined;
+
+function describeCommand(spec) {
+  return [spec.file, ...spec.args, 'stream', '--structured-errors'].join(' ');
+}
+
+class MessageAdapter {
+  /**
+   * @param {object} [options]
+   * @param {string[]|string} [options.command] start the adapter with this argv (the client
+   *   appends `stream --structured-errors`) instead of finding it through
+   *   CUMULUS_MESSAGE_ADAPTER_DIR / USE_CMA_BINARY / PATH.
+   * @param {number} [options.deadlineMarginMs=500] how long before the invocation's deadline
+   *   an unanswered command is given up (never more than half of the time remaining).
+   */
+  constructor(options = {}) {
+    this.explicit = options.command === undefined || options.command === null
+      ? null
+      : { ...adapterFromCommand(options.command), key: 'explicit' };
+    this.deadlineMarginMs = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
+    this.queue = [];
+    this.current = null;
+    this.sidecar = null;
+    this.specCache = { key: null, spec: null };
+    this.stderrText = '';
+    this.stderrBase = 0;
+    this.spawned = 0;
+    this.events = {
+      answer: (sidecar, text) => this._answer(sidecar, text),
+      stderr: (sidecar, text) => this._stderr(text),
+      gone: (sidecar, info) => this._gone(sidecar, info),
+    };
+  }
+
+  /** Process id of the running sidecar, if any (for tests and diagnostics). */
+  get pid() {
+    return this.sidecar && !this.sidecar.gone ? this.sidecar.child.pid : undefined;
+  }
+
+  // ---- stderr bookkeeping: error messages carry what the adapter wrote since a mark ----
+
+  stderrMark() {
+    return this.stderrBase + this.stderrText.length;
+  }
+
+  stderrSince(mark) {
+    return this.stderrText.slice(Math.max(0, mark - this.stderrBase));
+  }
+
+  _stderr(text) {
+    this.stderrText += text;
+    if (this.stderrText.length > STDERR_KEEP) {
+      const drop = this.stderrText.length - STDERR_KEEP / 2;
+      this.stderrText = this.stderrText.slice(drop);
+      this.stderrBase += drop;
+    }
+  }
+
+  // ---- the queue ----
+
+  /**
+   * Send one command (`body` is the request's JSON text) and resolve with the parsed answer.
+   * @param {{deadlineAt?: number, stderrMark?: number}} [options]
+   */
+  request(command, body, options = {}) {
+    return new Promise((resolve, reject) => {
+      const item = {
+        command,
+        body,
+        resolve,
+        reject,
+        mark: options.stderrMark ?? this.stderrMark(),
+        state: 'queued',
+        sidecar: null,
+        timer: null,
+      };
+      if (options.deadlineAt !== undefined) {
+        item.timer = setTimeout(() => this._expire(item), Math.max(0, options.deadlineAt - Date.now()));
+        item.timer.unref();
+      }
+      this.queue.push(item);
+      this._pump();
+    });
+  }
+
+  _spec() {
+    if (this.explicit) return this.explicit;
+    const { env } = process;
+    const key = `${env.PATH}\0${env.CUMULUS_MESSAGE_ADAPTER_DIR}\0${env.USE_CMA_BINARY}`;
+    if (this.specCache.key !== key) {
+      const found = adapterFromEnvironment(env);
+      this.specCache = { key, spec: { ...found, key: JSON.stringify([found.file, ...found.args]) } };
+    }
+    return this.specCache.spec;
+  }
+
+  _sidecarFor() {
+    const spec = this._spec();
+    const { sidecar } = this;
+    if (sidecar && !sidecar.gone && sidecar.spec.key === spec.key) return sidecar;
+    if (sidecar) sidecar.retire();
+    this.sidecar = new Sidecar(spec, this.events);
+    this.spawned += 1;
+    return this.sidecar;
+  }
+
+  _pump() {
+    while (!this.current && this.queue.length) {
+      const item = this.queue.shift();
+      let sidecar;
+      try {
+        sidecar = this._sidecarFor();
+      } catch (error) {
+        const spec = this.explicit || this.specCache.spec;
+        this._settle(item, new CumulusMessageAdapterExecutionError(
+          `could not start the message adapter (${spec ? describeCommand(spec) : '?'}): ${error.message}`,
+          { command: item.command, cause: error },
+        ));
+        continue;
+      }
+      item.state = 'sent';
+      item.sidecar = sidecar;
+      this.current = item;
+      sidecar.busy(true);
+      sidecar.write(`${item.command}\n${item.body}\n<EOC>\n`);
+      item.body = null;
+    }
+  }
+
+  _settle(item, error, value) {
+    if (item.state === 'done') return;
+    item.state = 'done';
+    if (item.timer) clearTimeout(item.timer);
+    if (error) item.reject(error);
+    else item.resolve(value);
+  }
+
+  _answer(sidecar, text) {
+    const item = this.current;
+    if (!item || item.sidecar !== sidecar) return; // a late answer from a replaced sidecar
+    this.current = null;
+    sidecar.busy(false);
+    if (text.startsWith(ERROR_FRAME)) {
+      let frame;
+      try {
+        frame = JSON.parse(text.slice(ERROR_FRAME.length));
+      } catch (error) {
+        frame = { name: 'Error', message: text.slice(ERROR_FRAME.length) };
+      }
+      // Let stderr written before the error frame arrive before quoting it.
+      setImmediate(() => {
+        const stderr = `${this.stderrSince(item.mark)}stream: ${frame.name}: ${frame.message}\n`;
+        this._settle(item, new CumulusMessageAdapterExecutionError(stderr, {
+          command: item.command,
+          adapterError: frame,
+        }));
+      });
+    } else {
+      let value;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        this._settle(item, new CumulusMessageAdapterExecutionError(
+          `the message adapter's answer to ${item.command} is not JSON (${error.message}): `
+          + `${text.slice(0, 200)}`,
+          { command: item.command },
+        ));
+        this._pump();
+        return;
+      }
+      this._settle(item, null, value);
+    }
+    this._pump();
+  }
+
+  _gone(sidecar, info) {
+    if (this.sidecar === sidecar) this.sidecar = null;
+    const item = this.current;
+    if (item && item.sidecar === sidecar) {
+      this.current = null;
+      let message = this.stderrSince(item.mark);
+      if (info.error) {
+        message = `could not start the message adapter (${describeCommand(sidecar.spec)}): `
+          + `${info.error.message}${message ? `\n${message}` : ''}`;
+      } else if (!message) {
+        message = `the message adapter (${describeCommand(sidecar.spec)}) exited `
+          + `(${info.signal ? `signal ${info.signal}` : `code ${info.code}`}) `
+          + `without answering ${item.command}, and wrote nothing on stderr`;
+      }
+      this._settle(item, new CumulusMessageAdapterExecutionError(message, {
+        command: item.command,
+        exitCode: info.code ?? undefined,
+        signal: info.signal ?? undefined,
+        cause: info.error,
+      }));
+    }
+    this._pump();
+  }
+
+  _expire(item) {
+    if (item.state === 'queued') {
+      const index = this.queue.indexOf(item);
+      if (index !== -1) this.queue.splice(index, 1);
+      this._settle(item, new CumulusMessageAdapterExecutionError(
+        `the message adapter was still busy with earlier commands when ${item.command} `
+        + 'reached the invocation\'s deadline',
+        { command: item.command, timedOut: true },
+      ));
+      return;
+    }
+    if (item.state !== 'sent' || this.current !== item) return;
+    const { sidecar } = item;
+    this.current = null;
+    if (this.sidecar === sidecar) this.sidecar = null;
+    sidecar.kill();
+    const stderr = this.stderrSince(item.mark);
+    this._settle(item, new CumulusMessageAdapterExecutionError(
+      `the message adapter did not answer ${item.command} before the invocation's deadline; `
+      + `it was stopped and will be restarted for the next command${stderr ? `\n${stderr}` : ''}`,
+      { command: item.command, timedOut: true },
+    ));
+    this._pump();
+  }
+
+  // ---- running a task ----
+
+  _deadline(context) {
+    const remainingTime = context && context.getRemainingTimeInMillis;
+    if (typeof remainingTime !== 'function') return undefined;
+    const remaining = Number(remainingTime.call(context));
+    if (!Number.isFinite(remaining) || remaining <= 0) return undefined;
+    return Date.now() + Math.max(remaining - this.deadlineMarginMs, remaining / 2);
+  }
+
+  _call(command, request, context, mark) {
+    return this.request(command, JSON.stringify(request), {
+      deadlineAt: this._deadline(context),
+      stderrMark: mark,
+    });
+  }
+
+  /**
+   * loadAndUpdateRemoteEvent → loadNestedEvent → TaskFunction(nestedEvent, context) →
+   * createNextEvent, with the published client's results and errors.
+   */
+  async runCumulusTask(TaskFunction, cumulusMessage, context, schemas = null) {
+    const mark = this.stderrMark();
+    try {
+      const fullMessage = await this._call(
+        'loadAndUpdateRemoteEvent', { event: cumulusMessage, context, schemas }, context, mark,
+      );
+      if (!hasAssignedPayload(fullMessage)) {
+        throw new Error('loadAndUpdateRemoteEvent did not return a Cumulus message with a '
+          + `payload key (add "payload": null to the message): ${JSON.stringify(fullMessage)}`);
+      }
+      setCumulusEnvironment(fullMessage, context);
+      const nestedEvent = await this._call(
+        'loadNestedEvent', { event: fullMessage, schemas, context }, context, mark,
+      );
+      if (!isNestedEvent(nestedEvent)) {
+        throw new Error('loadNestedEvent did not return {input, config}: '
+          + `${JSON.stringify(nestedEvent)}`);
+      }
+      const taskOutput = await TaskFunction(nestedEvent, context);
+      const nextMessage = await this._call('createNextEvent', {
+        event: fullMessage,
+        handler_response: taskOutput,
+        message_config: nestedEvent.messageConfig,
+        schemas,
+      }, context, mark);
+      if (isNestedEvent(nextMessage)) {
+        throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
+          + `${JSON.stringify(nextMessage)}`);
+      }
+      return nextMessage;
+    } catch (error) {
+      const name = error == null ? undefined : error.name;
+      if (typeof name === 'string' && name.includes('WorkflowError') && !isCmaMessage(cumulusMessage)) {
+        return { ...cumulusMessage, payload: null, exception: name };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Let the sidecar finish what it was sent, then exit. Resolves when it has exited. A later
+   * command starts a new one.
+   */
+  close() {
+    const { sidecar } = this;
+    this.sidecar = null;
+    if (!sidecar || sidecar.gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      sidecar.child.once('close', () => resolve());
+      sidecar.busy(true); // keep this process up until the adapter has gone
+      sidecar.retire();
+    });
+  }
+
+  /** Stop the sidecar at once; commands in flight fail. */
+  kill() {
+    const { sidecar } = this;
+    this.sidecar = null;
+    if (sidecar) sidecar.kill();
+  }
+}
+
+module.exports = { MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS };

@@ -1,0 +1,84 @@
+'use strict';
+
+// Where the adapter is and how to start it, decided as the published client decides it:
+// CUMULUS_MESSAGE_ADAPTER_DIR (default ./cumulus-message-adapter) run as `python DIR stream`
+// when an executable `python` is on PATH and USE_CMA_BINARY is not "true", otherwise the
+// bundled executable `DIR/cma_bin/cma stream`.
+
+const fs = require('fs');
+const path = require('path');
+
+const DEFAULT_ADAPTER_DIR = './cumulus-message-adapter';
+
+function isExecutableFile(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return !fs.statSync(file).isDirectory();
+  } catch (error) {
+    return false;
+  }
+}
+
+/** The first executable `name` in the directories of PATH (as written there), or undefined. */
+function findOnPath(name, searchPath = process.env.PATH) {
+  const extensions = process.platform === 'win32'
+    ? ['', ...(process.env.PATHEXT || '.EXE').split(';').filter(Boolean)]
+    : [''];
+  for (const dir of (searchPath || '').split(path.delimiter)) {
+    if (!dir) continue;
+    for (const extension of extensions) {
+      const candidate = path.join(dir, name + extension);
+      if (isExecutableFile(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `{file, args}` that start the adapter found through the environment, without the
+ * command (`stream`, ...) that follows them.
+ */
+function adapterFromEnvironment(env = process.env) {
+  const adapterDir = env.CUMULUS_MESSAGE_ADAPTER_DIR ?? DEFAULT_ADAPTER_DIR;
+  const python = findOnPath('python', env.PATH);
+  if (python && env.USE_CMA_BINARY !== 'true') {
+    return { file: python, args: [adapterDir] };
+  }
+  return { file: `${adapterDir}/cma_bin/cma`, args: [] };
+}
+
+/** `{file, args}` from an explicit command: an argv array or a single executable path. */
+function adapterFromCommand(command) {
+  const argv = typeof command === 'string' ? [command] : command;
+  if (!Array.isArray(argv) || argv.length === 0 || argv.some((part) => typeof part !== 'string')) {
+    throw new TypeError(
+      'command must be a non-empty array of strings, the adapter executable and its '
+      + 'leading arguments (e.g. ["python3", "/opt/cumulus-message-adapter"]); '
+      + '"stream" is appended by the client',
+    );
+  }
+  return { file: argv[0], args: argv.slice(1) };
+}
+
+/** The environment the adapter runs with (the published client sets PYTHONUTF8=1 too). */
+function adapterEnvironment() {
+  return { ...process.env, PYTHONUTF8: '1' };
+}
+
+/**
+ * The same answer as the published client's generateCMASpawnArguments:
+ * `[file, [...args, command], {env}]` for `child_process.spawn`.
+ */
+async function generateCMASpawnArguments(command) {
+  const { file, args } = adapterFromEnvironment();
+  return [file, [...args, command], { env: adapterEnvironment() }];
+}
+
+module.exports = {
+  DEFAULT_ADAPTER_DIR,
+  adapterEnvironment,
+  adapterFromCommand,
+  adapterFromEnvironment,
+  findOnPath,
+  generateCMASpawnArguments,
+};

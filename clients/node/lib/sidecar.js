@@ -1,0 +1,142 @@
+'use strict';
+
+// One adapter process in stream mode with structured errors (see protocol.md): it reads
+// `COMMAND\n<JSON>\n<EOC>\n` frames and answers each with `<JSON>\n<EOC>\n`, or with
+// `<ERROR>\n<JSON>\n<EOC>\n` when the command failed. This module only moves frames; the
+// queue, deadlines and respawning live in adapter.js.
+
+const { spawn } = require('child_process');
+const { adapterEnvironment } = require('./command');
+
+const TERMINATOR = '\n<EOC>\n';
+const KILL_GRACE_MS = 500;
+
+// Every sidecar still running, so none outlives this process.
+const running = new Set();
+let exitHookInstalled = false;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const sidecar of running) sidecar.kill();
+  });
+}
+
+class Sidecar {
+  /**
+   * @param {{file: string, args: string[], key: string}} spec how to start the adapter
+   * @param {{answer: Function, stderr: Function, gone: Function}} events callbacks:
+   *   answer(sidecar, frameText), stderr(sidecar, text), gone(sidecar, {code, signal, error})
+   */
+  constructor(spec, events) {
+    this.spec = spec;
+    this.events = events;
+    this.gone = false;
+    this.parts = [];
+    this.tail = '';
+    this.argv = [spec.file, ...spec.args, 'stream', '--structured-errors'];
+    installExitHook();
+    const child = spawn(this.argv[0], this.argv.slice(1), {
+      env: adapterEnvironment(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+    this.child = child;
+    running.add(this);
+    child.on('error', (error) => {
+      // Only a failed spawn leaves the child without a pid; a failed kill is not fatal.
+      if (child.pid === undefined) this._gone({ error });
+    });
+    child.on('close', (code, signal) => this._gone({ code, signal }));
+    child.stdin.on('error', () => {}); // EPIPE when the adapter died: reported by 'close'.
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => this._read(chunk));
+    child.stderr.on('data', (text) => this.events.stderr(this, text));
+    this.busy(false);
+  }
+
+  /** Keep the event loop alive only while a command waits for its answer. */
+  busy(waiting) {
+    if (this.gone) return;
+    const method = waiting ? 'ref' : 'unref';
+    this.child[method]();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+      if (stream && typeof stream[method] === 'function') stream[method]();
+    }
+  }
+
+  write(text) {
+    if (!this.gone) this.child.stdin.write(text);
+  }
+
+  _read(chunk) {
+    // An answer is one line of JSON (or `<ERROR>` and one line of JSON) then `<EOC>`; a
+    // JSON line never holds a raw newline, so the first "\n<EOC>\n" ends the frame.
+    const probe = this.tail + chunk;
+    let end = probe.indexOf(TERMINATOR);
+    if (end === -1) {
+      this.parts.push(chunk);
+      this.tail = probe.slice(-(TERMINATOR.length - 1));
+      return;
+    }
+    // Offset of the frame's end in the text received so far.
+    const before = this.parts.length ? this.parts.join('') : '';
+    const all = before + chunk;
+    end = before.length - this.tail.length + end;
+    this.parts = [];
+    this.tail = '';
+    let rest = all.slice(end + TERMINATOR.length);
+    this.events.answer(this, all.slice(0, end));
+    // More than one frame in a chunk only happens if the adapter answers unasked.
+    while (rest) {
+      const next = rest.indexOf(TERMINATOR);
+      if (next === -1) {
+        this.parts.push(rest);
+        this.tail = rest.slice(-(TERMINATOR.length - 1));
+        return;
+      }
+      this.events.answer(this, rest.slice(0, next));
+      rest = rest.slice(next + TERMINATOR.length);
+    }
+  }
+
+  _gone(info) {
+    if (this.gone) return;
+    this.gone = true;
+    running.delete(this);
+    if (this.killTimer) clearTimeout(this.killTimer);
+    this.events.gone(this, info);
+  }
+
+  /** Ask the adapter to finish what it has been sent, then exit. */
+  retire() {
+    if (this.gone) return;
+    try {
+      this.child.stdin.end('<EXIT>\n');
+    } catch (error) {
+      this.kill();
+    }
+  }
+
+  /** Stop the adapter now: SIGTERM, then SIGKILL if it is still there shortly after. */
+  kill() {
+    const { child } = this;
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    try {
+      child.stdin.destroy();
+      child.kill('SIGTERM');
+    } catch (error) {
+      // already gone
+    }
+    if (!this.killTimer) {
+      this.killTimer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, KILL_GRACE_MS);
+      this.killTimer.unref();
+    }
+  }
+}
+
+module.exports = { Sidecar, running };

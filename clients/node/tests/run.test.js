@@ -1,0 +1,191 @@
+'use strict';
+
+// runCumulusTask through this checkout's adapter, found as the published client finds it.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+
+const cma = require('..');
+const { devAdapterDir, lambdaContext, pathWithPython } = require('./helpers');
+
+const SCHEMAS = path.join(__dirname, 'fixtures', 'schemas');
+
+process.env.PATH = pathWithPython();
+process.env.CUMULUS_MESSAGE_ADAPTER_DIR = devAdapterDir();
+delete process.env.USE_CMA_BINARY;
+
+function message(extra = {}) {
+  return {
+    cumulus_meta: { execution_name: 'exec-1', state_machine: 'arn:sm', parentExecutionArn: 'arn:parent' },
+    meta: { stack: 'test-stack', collection: { name: 'MOD09GQ' } },
+    task_config: { collection: '{$.meta.collection.name}' },
+    payload: { granules: [{ granuleId: 'g-1' }] },
+    exception: 'None',
+    ...extra,
+  };
+}
+
+test('a sync task gets the nested event and the context; its result becomes the payload', async () => {
+  const context = lambdaContext();
+  let seen;
+  const next = await cma.runCumulusTask((event, ctx) => {
+    seen = { event, ctx };
+    return { done: event.config.collection };
+  }, message(), context);
+  assert.equal(seen.ctx, context);
+  assert.deepEqual(seen.event.input, { granules: [{ granuleId: 'g-1' }] });
+  assert.deepEqual(seen.event.config, { collection: 'MOD09GQ' });
+  assert.deepEqual(seen.event.cumulus_config, { state_machine: 'arn:sm', execution_name: 'exec-1' });
+  assert.deepEqual(next.payload, { done: 'MOD09GQ' });
+  assert.deepEqual(next.meta.workflow_tasks, {
+    0: { name: 'test-function', version: '$LATEST', arn: context.invokedFunctionArn },
+  });
+});
+
+test('an async task is awaited; undefined output gives a null payload', async () => {
+  const next = await cma.runCumulusTask(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }, message(), lambdaContext());
+  assert.equal(next.payload, null);
+});
+
+test('messageConfig outputs place the result', async () => {
+  const next = await cma.runCumulusTask(() => ({ pdr: { name: 'a.PDR' }, count: 3 }), message({
+    task_config: {
+      cumulus_message: {
+        outputs: [
+          { source: '{$.pdr}', destination: '{$.meta.pdr}' },
+          { source: '{$.count}', destination: '{$.payload}' },
+        ],
+      },
+    },
+  }), lambdaContext());
+  assert.deepEqual(next.meta.pdr, { name: 'a.PDR' });
+  assert.equal(next.payload, 3);
+});
+
+test('the logging environment variables are set before the task runs', async () => {
+  let seen;
+  await cma.runCumulusTask(() => {
+    seen = {
+      EXECUTIONS: process.env.EXECUTIONS,
+      SENDER: process.env.SENDER,
+      TASKVERSION: process.env.TASKVERSION,
+      STACKNAME: process.env.STACKNAME,
+      GRANULES: process.env.GRANULES,
+      PARENTARN: process.env.PARENTARN,
+    };
+  }, message(), lambdaContext({ functionName: 'sender-fn', functionVersion: '12' }));
+  assert.deepEqual(seen, {
+    EXECUTIONS: 'exec-1',
+    SENDER: 'sender-fn',
+    TASKVERSION: '12',
+    STACKNAME: 'test-stack',
+    GRANULES: '["g-1"]',
+    PARENTARN: 'arn:parent',
+  });
+});
+
+test('a WorkflowError returns the incoming message with a null payload', async () => {
+  const incoming = message();
+  const copy = structuredClone(incoming);
+  const next = await cma.runCumulusTask(() => {
+    const error = new Error('nothing to do');
+    error.name = 'SomeWorkflowError';
+    throw error;
+  }, incoming, lambdaContext());
+  assert.deepEqual(next, { ...copy, payload: null, exception: 'SomeWorkflowError' });
+  assert.deepEqual(incoming, copy);
+});
+
+test('a WorkflowError on a cma message is thrown', async () => {
+  const error = new Error('nope');
+  error.name = 'WorkflowError';
+  await assert.rejects(
+    cma.runCumulusTask(() => { throw error; }, { cma: { event: message() } }, lambdaContext()),
+    (thrown) => thrown === error,
+  );
+});
+
+test('other task errors are rethrown unchanged, sync or async', async () => {
+  const error = new TypeError('bad input');
+  await assert.rejects(
+    cma.runCumulusTask(() => { throw error; }, message(), lambdaContext()),
+    (thrown) => thrown === error,
+  );
+  await assert.rejects(
+    cma.runCumulusTask(async () => { throw error; }, message(), lambdaContext()),
+    (thrown) => thrown === error,
+  );
+});
+
+test('a cma message is unwrapped', async () => {
+  const next = await cma.runCumulusTask(
+    (event) => event.config,
+    { cma: { event: message({ task_config: undefined }), task_config: { a: '{$.meta.stack}' } } },
+    lambdaContext(),
+  );
+  assert.deepEqual(next.payload, { a: 'test-stack' });
+});
+
+test('a schema failure throws CumulusMessageAdapterExecutionError and keeps the sidecar', async () => {
+  const adapter = cma.getAdapter();
+  await cma.runCumulusTask(() => ({ granules: [] }), message(), lambdaContext());
+  const pid = adapter.pid;
+  await assert.rejects(
+    cma.runCumulusTask(() => ({ nothing: true }), message(), lambdaContext(), {
+      output: path.join(SCHEMAS, 'output.json'),
+    }),
+    (error) => {
+      assert.ok(error instanceof cma.CumulusMessageAdapterExecutionError);
+      assert.equal(error.name, 'CumulusMessageAdapterExecutionError');
+      assert.match(error.message, /^stream: ValidationError: output schema: 'granules' is a required property/);
+      assert.ok(error.message.endsWith('\n'));
+      assert.equal(error.adapterError.name, 'ValidationError');
+      assert.equal(error.command, 'createNextEvent');
+      return true;
+    },
+  );
+  const next = await cma.runCumulusTask(() => ({ granules: [] }), message(), lambdaContext(), {
+    output: path.join(SCHEMAS, 'output.json'),
+  });
+  assert.deepEqual(next.payload, { granules: [] });
+  assert.equal(adapter.pid, pid);
+  assert.equal(adapter.spawned, 1);
+});
+
+test('an input schema failure happens before the task runs', async () => {
+  let ran = false;
+  await assert.rejects(
+    cma.runCumulusTask(() => { ran = true; }, message({ payload: {} }), lambdaContext(), {
+      input: path.join(SCHEMAS, 'input.json'),
+    }),
+    /input schema: 'granules' is a required property/,
+  );
+  assert.equal(ran, false);
+});
+
+test('a malformed message fails in the adapter with its explanation', async () => {
+  await assert.rejects(
+    cma.runCumulusTask(() => {}, message({ task_config: [1, 2] }), lambdaContext()),
+    (error) => error instanceof cma.CumulusMessageAdapterExecutionError
+      && error.message === 'stream: MessageError: task_config must be a JSON object, got list\n',
+  );
+});
+
+test('a message without a payload key is refused, as by the published client', async () => {
+  const incoming = message();
+  delete incoming.payload;
+  let ran = false;
+  await assert.rejects(
+    cma.runCumulusTask(() => { ran = true; }, incoming, lambdaContext()),
+    (error) => error.name === 'Error' && /payload/.test(error.message),
+  );
+  assert.equal(ran, false);
+});
+
+test('a context without getRemainingTimeInMillis works (no deadline)', async () => {
+  const next = await cma.runCumulusTask((event) => event.input, message(), { functionName: 'local' });
+  assert.deepEqual(next.payload, { granules: [{ granuleId: 'g-1' }] });
+});
