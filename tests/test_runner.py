@@ -1,0 +1,259 @@
+"""The shared core: one message through the adapter and a task, and the answers it makes."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from message_adapter.commands import Adapter
+from message_adapter.errors import MessageError
+from message_adapter.jsonio import dumps
+from message_adapter.remote_store import LocalDirStore
+from message_adapter.runner import (
+    MAX_CAUSE_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_OUTPUT_BYTES,
+    RunResult,
+    answer_for,
+    answer_for_error,
+    failure,
+    is_workflow_error,
+    run_message,
+    workflow_error_message,
+)
+from message_adapter.task import TaskError
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "tasks"
+MESSAGE = {
+    "cumulus_meta": {"system_bucket": "internal", "execution_name": "e1",
+                     "state_machine": "arn:sm"},
+    "meta": {"collection": "MOD09GQ"},
+    "task_config": {"name": "{$.meta.collection}",
+                    "cumulus_message": {"input": "{$.payload.granules}"}},
+    "payload": {"granules": ["g1", "g2"]},
+}
+
+
+class DictStore:
+    """S3 as a dict: ``{(bucket, key): bytes}``."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self.objects[(bucket, key)])
+
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        self.objects[(bucket, key)] = body
+
+
+def echo_task(event: Any, context: Any) -> Any:
+    return {"seen": event}
+
+
+class NoGranulesWorkflowError(Exception):
+    pass
+
+
+def raising(error: Exception):
+    def task(event: Any, context: Any) -> Any:
+        raise error
+    return task
+
+
+# ---- run_message ------------------------------------------------------------------------
+
+
+def test_task_gets_the_nested_event_without_message_config() -> None:
+    result = run_message(Adapter(DictStore()), echo_task, MESSAGE)
+    assert result.message["payload"] == {"seen": {
+        "input": ["g1", "g2"], "config": {"name": "MOD09GQ"},
+        "cumulus_config": {"state_machine": "arn:sm", "execution_name": "e1"}}}
+
+
+def test_next_message_keeps_the_rest_of_the_message() -> None:
+    result = run_message(Adapter(DictStore()), lambda e, c: 1, MESSAGE)
+    assert result == RunResult({**MESSAGE, "payload": 1, "exception": "None"})
+
+
+def test_context_reaches_the_task_and_workflow_tasks() -> None:
+    context = {"functionName": "ingest", "activityArn": "arn:activity"}
+    result = run_message(Adapter(DictStore()), lambda e, c: c["functionName"], MESSAGE, context)
+    assert result.message["payload"] == "ingest"
+    assert result.message["meta"]["workflow_tasks"] == {
+        "0": {"name": "ingest", "version": None, "arn": "arn:activity"}}
+
+
+def test_workflow_error_class_gives_the_incoming_message_with_the_exception() -> None:
+    result = run_message(Adapter(DictStore()), raising(NoGranulesWorkflowError()), MESSAGE)
+    assert result == RunResult({**MESSAGE, "payload": None,
+                                "exception": "NoGranulesWorkflowError"},
+                               "NoGranulesWorkflowError")
+
+
+def test_workflow_error_named_by_an_exec_task_counts_too() -> None:
+    task = raising(TaskError("GranuleMissingWorkflowError", "gone"))
+    result = run_message(Adapter(DictStore()), task, MESSAGE)
+    assert result.message["exception"] == "GranuleMissingWorkflowError"
+
+
+def test_other_task_errors_are_raised() -> None:
+    with pytest.raises(ZeroDivisionError):
+        run_message(Adapter(DictStore()), lambda e, c: 1 / 0, MESSAGE)
+
+
+def test_adapter_errors_are_raised() -> None:
+    with pytest.raises(MessageError, match="task_config"):
+        run_message(Adapter(DictStore()), echo_task, {**MESSAGE, "task_config": [1]})
+
+
+def test_offloaded_payload_is_loaded_back_by_the_next_step(tmp_path: Path) -> None:
+    adapter = Adapter(LocalDirStore(tmp_path))
+    offload = {**MESSAGE, "ReplaceConfig": {"Path": "$.payload", "MaxSize": 1}}
+    first = run_message(adapter, lambda e, c: {"big": "x" * 100}, offload).message
+    assert first["payload"] == {} and first["replace"]["Bucket"] == "internal"
+    assert list((tmp_path / "internal" / "events").iterdir())
+    second = run_message(adapter, lambda e, c: e["input"], {**first, "task_config": {}})
+    assert second.message["payload"] == {"big": "x" * 100}
+
+
+# ---- pure rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("WorkflowError", True), ("NoGranulesWorkflowError", True), ("workflowerror", False),
+    ("ValueError", False), ("WorkflowErrorX", True),
+])
+def test_workflow_error_rule_is_a_name_containing_workflow_error(name: str, expected: bool) -> None:
+    assert is_workflow_error(name) is expected
+
+
+def test_workflow_error_message_does_not_change_the_incoming_message() -> None:
+    incoming = {"payload": [1], "meta": {}}
+    assert workflow_error_message(incoming, "XWorkflowError") == {
+        "payload": None, "meta": {}, "exception": "XWorkflowError"}
+    assert incoming == {"payload": [1], "meta": {}}
+
+
+def test_success_answer_is_the_compact_next_message() -> None:
+    answer = answer_for(RunResult({"payload": "é"}))
+    assert answer.succeeded and answer.output == '{"payload":"é"}'
+
+
+def test_output_over_256_kb_fails_and_points_at_replace_config() -> None:
+    answer = answer_for(RunResult({"payload": "x" * MAX_OUTPUT_BYTES}))
+    assert not answer.succeeded
+    assert answer.error == "MessageTooLargeError"
+    assert "ReplaceConfig" in answer.cause and "262144" in answer.cause
+
+
+def test_output_of_exactly_256_kb_is_accepted() -> None:
+    filler = MAX_OUTPUT_BYTES - len(dumps({"p": ""}))
+    assert answer_for(RunResult({"p": "x" * filler})).succeeded
+
+
+def test_failure_is_trimmed_to_step_functions_limits() -> None:
+    answer = failure("E" * 1000, "c" * 100_000)
+    assert len(answer.error) == MAX_ERROR_CHARS and answer.error.endswith("(trimmed)")
+    assert len(answer.cause) == MAX_CAUSE_CHARS
+
+
+def test_error_answer_names_the_error_and_its_message_on_one_line() -> None:
+    answer = answer_for_error(TaskError("BadGranule", "line one\nline two"))
+    assert (answer.error, answer.cause) == ("BadGranule", "line one line two")
+
+
+# ---- the `run` command ------------------------------------------------------------------
+
+
+def cli(*args: str, stdin: bytes = b"", cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "message_adapter", "run", *args], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=60, env=dict(os.environ))
+
+
+def write_json(path: Path, value: Any) -> str:
+    path.write_bytes(dumps(value))
+    return str(path)
+
+
+def test_run_prints_the_next_message(tmp_path: Path) -> None:
+    done = cli(f"{EXAMPLES}/hello.py:handler", str(EXAMPLES / "message.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["payload"] == {"greeting": "hello MOD09GQ",
+                                                  "granule_count": 1}
+
+
+def test_run_reads_the_message_from_stdin() -> None:
+    done = cli("--exec", "cat", "-", stdin=b'{"payload": 5}')
+    assert json.loads(done.stdout)["payload"] == {"input": 5, "config": {}}
+
+
+def test_run_keeps_a_python_tasks_prints_off_stdout(tmp_path: Path) -> None:
+    task = tmp_path / "noisy.py"
+    task.write_text("def handler(event, context):\n    print('chatty')\n    return 1\n")
+    done = cli(f"{task}:handler", "-", stdin=b"{}")
+    assert json.loads(done.stdout)["payload"] == 1 and b"chatty" in done.stderr
+
+
+def test_run_workflow_error_prints_the_message_with_exception_and_exits_0() -> None:
+    done = cli("--exec", "sh examples/tasks/hello.sh", "-",
+               stdin=b'{"payload": {"granules": []}}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"payload": None, "exception": "NothingToDoWorkflowError"}
+
+
+def test_run_other_error_is_one_stderr_line_and_exit_1() -> None:
+    line = shlex.quote(json.dumps({"name": "BadGranule", "message": "no"}))
+    done = cli("--exec", "sh -c " + shlex.quote(f"echo {line} >&2; exit 2"), "-", stdin=b"{}")
+    assert (done.returncode, done.stdout, done.stderr) == (1, b"", b"run: BadGranule: no\n")
+
+
+def test_run_passes_the_context_file(tmp_path: Path) -> None:
+    context = write_json(tmp_path / "context.json", {"function_name": "ingest"})
+    task = tmp_path / "ctx.py"
+    task.write_text("def handler(event, context):\n    return context.function_name\n")
+    done = cli(f"{task}:handler", "--context", context, "-", stdin=b'{"meta": {}}')
+    message = json.loads(done.stdout)
+    assert message["payload"] == "ingest"
+    assert message["meta"]["workflow_tasks"]["0"]["name"] == "ingest"
+
+
+def test_run_checks_schemas(tmp_path: Path) -> None:
+    schema = write_json(tmp_path / "output.json", {"type": "string"})
+    done = cli("--exec", "echo 1", "--schemas", f"output={schema}", "-", stdin=b"{}")
+    assert done.returncode == 1 and b"output schema" in done.stderr
+
+
+def test_run_store_dir_stands_in_for_s3(tmp_path: Path) -> None:
+    message = {**MESSAGE, "ReplaceConfig": {"Path": "$.payload"}}
+    done = cli("--exec", "echo [1,2,3]", "--store", str(tmp_path / "store"), "-",
+               stdin=dumps(message))
+    replace = json.loads(done.stdout)["replace"]
+    stored = tmp_path / "store" / replace["Bucket"] / replace["Key"]
+    assert json.loads(stored.read_bytes()) == [1, 2, 3]
+
+
+def test_run_store_dir_rejects_a_key_that_escapes_it(tmp_path: Path) -> None:
+    message = {"replace": {"Bucket": "b", "Key": "../../etc/passwd", "TargetPath": "$"}}
+    done = cli("--exec", "cat", "--store", str(tmp_path), "-", stdin=dumps(message))
+    assert done.returncode == 1 and b"RemoteStoreError" in done.stderr
+
+
+def test_run_needs_task_or_exec_not_both() -> None:
+    done = cli("a:b", "--exec", "cat", "-")
+    assert done.returncode == 2 and b"TASK is replaced by --exec" in done.stderr
+
+
+@pytest.mark.node
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_run_node_example_task() -> None:
+    done = cli("--exec", "node examples/tasks/hello.js", "examples/tasks/message.json")
+    assert json.loads(done.stdout)["payload"]["greeting"] == "hello MOD09GQ"
+

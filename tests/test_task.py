@@ -1,0 +1,209 @@
+"""Loading and calling tasks: Python callables and --exec commands (the task protocol)."""
+
+import asyncio
+import io
+import json
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from message_adapter.task import (
+    ExecTask,
+    TaskContext,
+    TaskError,
+    TaskLoadError,
+    error_name,
+    load_callable,
+    load_task,
+    parse_error_line,
+)
+
+NESTED = {"input": {"granules": [1, 2]}, "config": {"name": "MOD09GQ"}}
+
+
+def failing_command(name: str, message: str, status: int = 1) -> str:
+    """A shell command whose last stderr line is the error object, then exit ``status``."""
+    line = json.dumps({"name": name, "message": message})
+    return "sh -c " + shlex.quote(f"echo {shlex.quote(line)} >&2; exit {status}")
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ---- Python callables ------------------------------------------------------------------
+
+
+def test_file_task_is_loaded_by_path_and_function(tmp_path: Path) -> None:
+    task_file = write(tmp_path / "count.py",
+                      "def handler(event, context):\n    return len(event['input']['granules'])\n")
+    task = load_callable(f"{task_file}:handler")
+    assert task(NESTED, None) == 2
+
+
+def test_file_task_can_import_its_sibling_modules(tmp_path: Path) -> None:
+    write(tmp_path / "helper_for_sibling_test.py", "VALUE = 42\n")
+    task_file = write(tmp_path / "main.py", "import helper_for_sibling_test\n"
+                      "def handler(event, context):\n    return helper_for_sibling_test.VALUE\n")
+    assert load_callable(f"{task_file}:handler")(NESTED, None) == 42
+
+
+def test_module_task_is_imported_by_dotted_name(tmp_path: Path, monkeypatch) -> None:
+    package = tmp_path / "pkg_for_module_test"
+    package.mkdir()
+    write(package / "__init__.py", "")
+    write(package / "tasks.py", "def handler(event, context):\n    return event['config']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task = load_callable("pkg_for_module_test.tasks:handler")
+    assert task(NESTED, None) == {"name": "MOD09GQ"}
+
+
+def test_async_task_is_awaited(tmp_path: Path) -> None:
+    task_file = write(tmp_path / "aio.py", "async def handler(event, context):\n"
+                      "    return event['config']['name']\n")
+    assert load_callable(f"{task_file}:handler")(NESTED, None) == "MOD09GQ"
+    assert not asyncio.iscoroutinefunction(load_callable(f"{task_file}:handler"))
+
+
+def test_task_without_a_colon_is_refused_with_the_expected_forms() -> None:
+    with pytest.raises(TaskLoadError, match="package.module:function"):
+        load_callable("tasks.handler")
+
+
+def test_missing_function_is_named_in_the_error(tmp_path: Path) -> None:
+    task_file = write(tmp_path / "empty.py", "")
+    with pytest.raises(TaskLoadError, match="'nope'"):
+        load_callable(f"{task_file}:nope")
+
+
+def test_missing_task_file_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(TaskLoadError, match="does not exist"):
+        load_callable(f"{tmp_path}/absent.py:handler")
+
+
+def test_task_and_exec_are_mutually_exclusive() -> None:
+    with pytest.raises(TaskLoadError, match="either TASK"):
+        load_task("a:b", "cat")
+    with pytest.raises(TaskLoadError, match="either TASK"):
+        load_task(None, None)
+
+
+def test_context_reads_as_keys_and_as_attributes() -> None:
+    context = TaskContext(function_name="ingest")
+    assert context["function_name"] == context.function_name == "ingest"
+    with pytest.raises(AttributeError):
+        _ = context.missing
+
+
+def test_error_name_is_a_task_errors_own_name_else_the_class_name() -> None:
+    assert error_name(TaskError("NoGranulesWorkflowError", "x")) == "NoGranulesWorkflowError"
+    assert error_name(KeyError("x")) == "KeyError"
+
+
+# ---- --exec commands --------------------------------------------------------------------
+
+
+def test_exec_task_gets_the_nested_event_on_stdin() -> None:
+    assert ExecTask("cat")(NESTED) == NESTED
+
+
+def test_exec_task_result_is_its_stdout_json() -> None:
+    task = ExecTask("""sh -c 'cat >/dev/null; echo "{\\"n\\": 7}"'""")
+    assert task(NESTED) == {"n": 7}
+
+
+def test_exec_task_that_ignores_its_input_still_succeeds() -> None:
+    big = {"input": "x" * 1_000_000, "config": {}}
+    assert ExecTask("echo 1")(big) == 1
+
+
+def test_exec_error_is_named_by_the_last_stderr_line() -> None:
+    task = ExecTask(failing_command("NoGranulesWorkflowError", "empty", status=3))
+    with pytest.raises(TaskError) as raised:
+        task(NESTED)
+    assert (raised.value.name, raised.value.message) == ("NoGranulesWorkflowError", "empty")
+
+
+def test_exec_error_without_an_error_line_names_the_exit_status() -> None:
+    with pytest.raises(TaskError, match="exited with status 3; last stderr line: boom") as raised:
+        ExecTask("sh -c 'echo boom >&2; exit 3'")(NESTED)
+    assert raised.value.name == "TaskFailed"
+
+
+def test_exec_stderr_passes_through_as_logs_but_the_error_line_does_not() -> None:
+    log = io.BytesIO()
+    task = ExecTask("""sh -c 'echo one >&2; echo two >&2; echo {\\"name\\":\\"E\\"} >&2; exit 1'""",
+                    log=log)
+    with pytest.raises(TaskError):
+        task(NESTED)
+    assert log.getvalue() == b"one\ntwo\n"
+
+
+def test_exec_last_stderr_line_is_a_log_line_when_the_task_succeeds() -> None:
+    log = io.BytesIO()
+    ExecTask("""sh -c 'echo {\\"name\\":\\"E\\"} >&2; echo 1'""", log=log)(NESTED)
+    assert log.getvalue() == b'{"name":"E"}\n'
+
+
+def test_exec_task_with_empty_stdout_is_an_output_error() -> None:
+    with pytest.raises(TaskError, match="wrote nothing on stdout") as raised:
+        ExecTask("true")(NESTED)
+    assert raised.value.name == "TaskOutputError"
+
+
+def test_exec_task_with_non_json_stdout_is_an_output_error() -> None:
+    with pytest.raises(TaskError, match="send logs to stderr"):
+        ExecTask("echo hello world")(NESTED)
+
+
+def test_exec_task_killed_by_a_signal_says_so() -> None:
+    with pytest.raises(TaskError, match="killed by SIGKILL"):
+        ExecTask("sh -c 'kill -9 $$'")(NESTED)
+
+
+def test_exec_command_that_does_not_exist_is_a_load_error() -> None:
+    with pytest.raises(TaskLoadError, match="cannot start"):
+        ExecTask("no-such-command-anywhere")(NESTED)
+
+
+def test_kill_all_stops_a_running_command_and_its_children() -> None:
+    task = ExecTask("sh -c 'sleep 30 & wait'")
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _call_catching(task, errors))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    task.kill_all()
+    thread.join(5)
+    assert time.monotonic() - started < 3
+    assert "killed by SIGKILL" in str(errors[0])
+
+
+def _call_catching(task: ExecTask, errors: list[BaseException]) -> None:
+    try:
+        task(NESTED)
+    except Exception as error:  # noqa: BLE001
+        errors.append(error)
+
+
+def test_exec_python_task_runs_under_the_same_interpreter() -> None:
+    script = "import json,sys; e=json.load(sys.stdin); print(json.dumps(e['config']['name']))"
+    assert ExecTask(f'{sys.executable} -c "{script}"')(NESTED) == "MOD09GQ"
+
+
+@pytest.mark.parametrize(("line", "parsed"), [
+    (b'{"name": "E", "message": "m"}\n', ("E", "m")),
+    (b'{"name": "E"}', ("E", "")),
+    (b'{"name": "E", "message": 3}', ("E", "3")),
+    (b'{"message": "m"}', None),
+    (b'{"name": ""}', None),
+    (b"Traceback (most recent call last):", None),
+    (b"[1]", None),
+])
+def test_error_line_is_an_object_with_a_name(line: bytes, parsed: tuple | None) -> None:
+    assert parse_error_line(line) == parsed

@@ -1,0 +1,392 @@
+"""The activity worker against an in-memory Step Functions (moto has no GetActivityTask)."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from message_adapter.commands import Adapter
+from message_adapter.runner import run_message
+from message_adapter.worker import (
+    ActivityWorker,
+    activity_name,
+    backoff_delay,
+    is_transient,
+    token_digest,
+)
+
+ARN = "arn:aws:states:us-east-1:000000000000:activity:ingest"
+
+
+def client_error(code: str, status: int = 400) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+class FakeStepFunctions:
+    """Tasks go in with ``add``; polls wait up to ``poll_wait`` s; answers are recorded."""
+
+    def __init__(self, poll_wait: float = 0.05) -> None:
+        self.poll_wait = poll_wait
+        self.cond = threading.Condition()
+        self.queue: list[tuple[str, str]] = []
+        self.answers: list[tuple[str, str, Any]] = []  # (kind, token, output or (error, cause))
+        self.heartbeats: list[str] = []
+        self.errors: dict[str, list[Exception]] = {}  # operation -> errors to raise first
+        self.polls = 0
+
+    def add(self, token: str, message: Any) -> None:
+        with self.cond:
+            self.queue.append((token, json.dumps(message)))
+            self.cond.notify_all()
+
+    def fail_next(self, operation: str, *errors: Exception) -> None:
+        self.errors.setdefault(operation, []).extend(errors)
+
+    def _raise_queued(self, operation: str) -> None:
+        queued = self.errors.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+    def get_activity_task(self, activityArn: str, workerName: str) -> dict:
+        assert activityArn == ARN and workerName
+        with self.cond:
+            self.polls += 1
+        self._raise_queued("get_activity_task")
+        with self.cond:
+            self.cond.wait_for(lambda: self.queue, timeout=self.poll_wait)
+            if not self.queue:
+                return {}
+            token, raw = self.queue.pop(0)
+        return {"taskToken": token, "input": raw}
+
+    def send_task_success(self, taskToken: str, output: str) -> None:
+        self._raise_queued("send_task_success")
+        with self.cond:
+            self.answers.append(("success", taskToken, json.loads(output)))
+            self.cond.notify_all()
+
+    def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:
+        self._raise_queued("send_task_failure")
+        with self.cond:
+            self.answers.append(("failure", taskToken, (error, cause)))
+            self.cond.notify_all()
+
+    def send_task_heartbeat(self, taskToken: str) -> None:
+        with self.cond:
+            self.heartbeats.append(taskToken)
+
+    def wait_answers(self, count: int, timeout: float = 5.0) -> list:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.answers) >= count, timeout), self.answers
+            return list(self.answers)
+
+
+class Store:
+    def get_json(self, bucket: str, key: str) -> Any:
+        raise AssertionError("no store access expected")
+
+    put_json = get_json
+
+
+def handler_for(task):
+    adapter = Adapter(Store())
+    return lambda message: run_message(adapter, task, message)
+
+
+def start(sfn: FakeStepFunctions, task, **options: Any) -> tuple[ActivityWorker, threading.Thread,
+                                                                  io.StringIO]:
+    log = io.StringIO()
+    worker = ActivityWorker(sfn, ARN, handler_for(task), worker_name="test-worker", log=log,
+                            sleep=lambda seconds: None, **options)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
+    thread.start()
+    thread.result = result  # type: ignore[attr-defined]
+    return worker, thread, log
+
+
+def stop(worker: ActivityWorker, thread: threading.Thread, timeout: float = 5.0) -> int:
+    worker.stop()
+    thread.join(timeout)
+    assert not thread.is_alive(), "worker did not stop"
+    return thread.result[0]  # type: ignore[attr-defined]
+
+
+def task_lines(log: io.StringIO) -> list[dict]:
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    return [record for record in records if record["event"] == "task"]
+
+
+# ---- answers ----------------------------------------------------------------------------
+
+
+def test_task_success_sends_the_next_message() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: event["input"] * 2)
+    sfn.add("t1", {"payload": 21})
+    assert sfn.wait_answers(1) == [("success", "t1", {"payload": 42, "exception": "None"})]
+    assert stop(worker, thread) == 0
+
+
+def test_task_error_sends_failure_with_name_and_message() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: {}["granuleId"])
+    sfn.add("t1", {"payload": 1})
+    assert sfn.wait_answers(1) == [("failure", "t1", ("KeyError", "'granuleId'"))]
+    stop(worker, thread)
+
+
+def test_workflow_error_continues_the_workflow_with_exception_set() -> None:
+    class NoGranulesWorkflowError(Exception):
+        pass
+
+    def task(event: Any, context: Any) -> Any:
+        raise NoGranulesWorkflowError("none")
+
+    sfn = FakeStepFunctions()
+    worker, thread, log = start(sfn, task)
+    sfn.add("t1", {"payload": 1})
+    assert sfn.wait_answers(1) == [
+        ("success", "t1", {"payload": None, "exception": "NoGranulesWorkflowError"})]
+    stop(worker, thread)
+    assert task_lines(log)[0]["outcome"] == "workflow_error"
+
+
+def test_output_over_the_limit_fails_pointing_at_replace_config() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: "x" * 300_000)
+    sfn.add("t1", {})
+    [(kind, _, (error, cause))] = sfn.wait_answers(1)
+    assert (kind, error) == ("failure", "MessageTooLargeError") and "ReplaceConfig" in cause
+    stop(worker, thread)
+
+
+def test_input_that_is_not_json_is_answered_with_a_failure() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: 1)
+    with sfn.cond:
+        sfn.queue.append(("t1", "{not json"))
+    [(kind, token, (error, _))] = sfn.wait_answers(1)
+    assert (kind, token, error) == ("failure", "t1", "ValueError")
+    stop(worker, thread)
+
+
+def test_every_task_is_answered_exactly_once() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: event["input"], concurrency=4)
+    for n in range(50):
+        sfn.add(f"t{n}", {"payload": n})
+    answers = sfn.wait_answers(50)
+    stop(worker, thread)
+    assert sorted(token for _, token, _ in sfn.answers) == sorted(f"t{n}" for n in range(50))
+    assert all(output["payload"] == int(token[1:]) for _, token, output in answers)
+
+
+# ---- concurrency and heartbeats -----------------------------------------------------------
+
+
+def test_concurrency_runs_that_many_tasks_at_once() -> None:
+    barrier = threading.Barrier(3, timeout=5)
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: barrier.wait() >= 0, concurrency=3)
+    for n in range(3):
+        sfn.add(f"t{n}", {})
+    assert [kind for kind, _, _ in sfn.wait_answers(3)] == ["success"] * 3
+    stop(worker, thread)
+
+
+def test_heartbeats_are_sent_while_a_task_runs() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: time.sleep(0.5), heartbeat=0.1)
+    sfn.add("t1", {})
+    sfn.wait_answers(1)
+    beats = len(sfn.heartbeats)
+    time.sleep(0.3)
+    stop(worker, thread)
+    assert 3 <= beats <= 6 and set(sfn.heartbeats) == {"t1"}
+    assert len(sfn.heartbeats) == beats, "no heartbeat after the answer"
+
+
+# ---- stopping ---------------------------------------------------------------------------
+
+
+def test_stop_lets_a_running_task_finish_and_answers_it() -> None:
+    sfn = FakeStepFunctions()
+    started = threading.Event()
+    worker, thread, _ = start(sfn, lambda e, c: started.set() or time.sleep(0.3) or "done",
+                              grace=5)
+    sfn.add("t1", {})
+    started.wait(5)
+    assert stop(worker, thread) == 0
+    assert sfn.answers == [("success", "t1", {"payload": "done", "exception": "None"})]
+
+
+def test_task_still_running_at_the_deadline_is_failed_once() -> None:
+    sfn = FakeStepFunctions()
+    release, started = threading.Event(), threading.Event()
+    worker, thread, log = start(sfn, lambda e, c: started.set() or release.wait(10), grace=0.2)
+    sfn.add("t1", {})
+    started.wait(5)
+    assert stop(worker, thread) == 0
+    [(kind, token, (error, cause))] = sfn.answers
+    assert (kind, token, error) == ("failure", "t1", "WorkerShutdownError")
+    assert "0.2 s grace" in cause
+    release.set()
+    time.sleep(0.2)
+    assert len(sfn.answers) == 1, "the late finish must not answer again"
+
+
+def test_task_delivered_by_a_poll_in_flight_at_stop_is_run() -> None:
+    sfn = FakeStepFunctions(poll_wait=1.0)
+    worker, thread, _ = start(sfn, lambda e, c: "ran", grace=5)
+    time.sleep(0.1)  # the poll is waiting now
+    worker.stop()
+    sfn.add("t1", {})
+    thread.join(5)
+    assert sfn.answers == [("success", "t1", {"payload": "ran", "exception": "None"})]
+
+
+def test_task_delivered_after_the_deadline_is_failed_without_running() -> None:
+    sfn = FakeStepFunctions(poll_wait=1.0)
+    ran = []
+    worker, thread, _ = start(sfn, lambda e, c: ran.append(1), grace=0)
+    time.sleep(0.1)
+    worker.stop()
+    time.sleep(0.2)  # the deadline passes while the poll still waits
+    sfn.add("t1", {})
+    thread.join(5)
+    assert not thread.is_alive() and ran == []
+    assert [(kind, error) for kind, _, (error, _) in sfn.answers] == [
+        ("failure", "WorkerShutdownError")]
+
+
+def test_no_poll_starts_after_stop() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda e, c: 1, concurrency=2)
+    time.sleep(0.1)
+    stop(worker, thread)
+    polls = sfn.polls
+    time.sleep(0.2)
+    assert sfn.polls == polls
+
+
+# ---- retries and errors -----------------------------------------------------------------
+
+
+def test_throttled_answer_is_retried() -> None:
+    sfn = FakeStepFunctions()
+    sfn.fail_next("send_task_success", client_error("ThrottlingException"),
+                  client_error("ServiceUnavailable", 503))
+    worker, thread, log = start(sfn, lambda e, c: 1)
+    sfn.add("t1", {})
+    assert [kind for kind, _, _ in sfn.wait_answers(1)] == ["success"]
+    stop(worker, thread)
+    assert task_lines(log)[0]["answered"] is True
+
+
+def test_rejected_answer_is_not_retried_and_is_logged() -> None:
+    sfn = FakeStepFunctions()
+    sfn.fail_next("send_task_success", client_error("TaskTimedOut"))
+    worker, thread, log = start(sfn, lambda e, c: 1)
+    sfn.add("t1", {})
+    deadline = time.monotonic() + 5
+    while not task_lines(log) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop(worker, thread)
+    assert sfn.answers == []
+    assert task_lines(log)[0]["answered"] is False
+    assert "TaskTimedOut" in log.getvalue()
+
+
+def test_transient_poll_errors_back_off_and_polling_goes_on() -> None:
+    sfn = FakeStepFunctions()
+    sfn.fail_next("get_activity_task", client_error("ThrottlingException"),
+                  EndpointConnectionError(endpoint_url="http://x"))
+    worker, thread, _ = start(sfn, lambda e, c: 1)
+    sfn.add("t1", {})
+    assert len(sfn.wait_answers(1)) == 1
+    stop(worker, thread)
+
+
+def test_missing_activity_stops_the_worker_with_status_1() -> None:
+    sfn = FakeStepFunctions()
+    sfn.fail_next("get_activity_task", client_error("ActivityDoesNotExist"))
+    worker, thread, log = start(sfn, lambda e, c: 1)
+    thread.join(5)
+    assert thread.result == [1] and "ActivityDoesNotExist" in log.getvalue()
+
+
+# ---- logs -------------------------------------------------------------------------------
+
+
+def test_one_log_line_per_task_with_activity_digest_duration_and_outcome() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, log = start(sfn, lambda e, c: 1 / e["input"])
+    sfn.add("secret-token-1", {"payload": 1})
+    sfn.add("secret-token-2", {"payload": 0})
+    sfn.wait_answers(2)
+    stop(worker, thread)
+    lines = task_lines(log)
+    assert [line["outcome"] for line in lines] == ["succeeded", "failed"]
+    assert lines[1]["error"] == "ZeroDivisionError"
+    assert {line["activity"] for line in lines} == {"ingest"}
+    assert [line["token"] for line in lines] == [token_digest("secret-token-1"),
+                                                 token_digest("secret-token-2")]
+    assert all(line["duration_s"] >= 0 for line in lines)
+    assert "secret-token" not in log.getvalue()
+
+
+# ---- pure helpers -----------------------------------------------------------------------
+
+
+def test_backoff_grows_exponentially_up_to_the_cap() -> None:
+    delays = [backoff_delay(attempt, base=0.5, cap=4, rand=lambda: 1.0) for attempt in range(6)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_backoff_is_jittered_below_the_exponential() -> None:
+    assert backoff_delay(3, base=0.5, cap=20, rand=lambda: 0.25) == 1.0
+
+
+@pytest.mark.parametrize(("error", "transient"), [
+    (client_error("ThrottlingException"), True),
+    (client_error("InternalServerError", 500), True),
+    (client_error("SomethingNew", 502), True),
+    (client_error("TaskTimedOut"), False),
+    (client_error("InvalidToken"), False),
+    (EndpointConnectionError(endpoint_url="http://x"), True),
+    (ValueError("x"), False),
+])
+def test_transient_errors_are_throttling_5xx_and_connection_errors(error, transient) -> None:
+    assert is_transient(error) is transient
+
+
+def test_activity_name_is_the_last_part_of_the_arn() -> None:
+    assert activity_name(ARN) == "ingest"
+
+
+# ---- the `activity` command -------------------------------------------------------------
+
+
+def test_activity_command_exits_0_on_sigterm() -> None:
+    # The endpoint refuses connections, so the worker backs off between polls.
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
+           "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "message_adapter", "activity", "--activity-arn", ARN,
+         "--exec", "cat"], stderr=subprocess.PIPE, env=env)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    events = [json.loads(line)["event"] for line in stderr.decode().splitlines()]
+    assert events[0] == "worker_started" and events[-1] == "worker_stopped"
