@@ -95,7 +95,7 @@ def _runner(kind: str, out: Path, exe: Path | None, path: str) -> list[Any]:
     return [exe, "stream", "--structured-errors"]
 
 
-# ---- the three ways clients use the bundle ------------------------------------------------
+# ---- the three ways clients use the bundle -----------------------------------------------
 
 
 @pytest.mark.e2e
@@ -187,7 +187,7 @@ def test_bundle_offloads_to_s3_and_loads_back(
     assert second.answers()[0]["payload"] == payload
 
 
-# ---- what the bundle holds ------------------------------------------------------------------
+# ---- what the bundle holds ---------------------------------------------------------------
 
 
 @pytest.mark.e2e
@@ -238,7 +238,7 @@ def test_layer_zip_unpacks_to_a_working_executable(
     assert done.answers() == [NESTED_ANSWER]
 
 
-# ---- fast checks of the building blocks ------------------------------------------------------
+# ---- fast checks of the building blocks --------------------------------------------------
 
 
 def test_size_check_names_each_exceeded_limit() -> None:

@@ -1,0 +1,61 @@
+"""What ``run_cumulus_task`` raises when the adapter, not the task, fails.
+
+Every adapter failure is a ``MessageAdapterError`` carrying the adapter's error ``name``
+(``MessageError``, ``TemplateError``, ``RemoteStoreError``, ``ValidationError``...) and the
+``command`` that failed. Schema failures are ``SchemaValidationError``; when jsonschema is
+importable the raised object is also a ``jsonschema.ValidationError``, so tasks written for
+the published client keep catching that type.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+class MessageAdapterError(Exception):
+    """The adapter refused the message or could not process it."""
+
+    def __init__(self, message: str, name: str = "MessageAdapterError",
+                 command: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+        self.command = command
+
+
+class SchemaValidationError(MessageAdapterError):
+    """The task's input, config or output does not match its JSON schema."""
+
+
+class AdapterProcessError(MessageAdapterError):
+    """The adapter sidecar could not be found or started, or it died mid-command."""
+
+
+@lru_cache(maxsize=1)
+def _schema_error_type() -> type[SchemaValidationError]:
+    try:
+        from jsonschema import ValidationError
+    except ImportError:
+        return SchemaValidationError
+
+    class JsonSchemaValidationError(SchemaValidationError, ValidationError):
+        """A ``SchemaValidationError`` that is also a ``jsonschema.ValidationError``."""
+
+        def __init__(self, message: str, name: str = "ValidationError",
+                     command: str | None = None) -> None:
+            ValidationError.__init__(self, message)
+            self.name = name
+            self.command = command
+
+        def __str__(self) -> str:
+            return self.message
+
+    JsonSchemaValidationError.__module__ = __name__
+    return JsonSchemaValidationError
+
+
+def adapter_error(name: str, message: str, command: str | None) -> MessageAdapterError:
+    """The exception for an adapter failure reported as ``{"name", "message"}``."""
+    if name == "ValidationError":
+        return _schema_error_type()(message, name, command)
+    return MessageAdapterError(message, name, command)

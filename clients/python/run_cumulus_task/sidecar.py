@@ -1,0 +1,329 @@
+"""A warm adapter sidecar: one ``stream --structured-errors`` child per Python process.
+
+The child is started on first use and kept for every later invocation (a warm Lambda
+reuses it), commands are serialized with a lock, a dead child is replaced on the next
+call, and the child is ended when the interpreter exits. Failed commands come back as
+``<ERROR>`` frames (protocol.md) and are raised as ``MessageAdapterError``.
+
+Which adapter is started (``adapter_command``):
+
+1. ``CUMULUS_MESSAGE_ADAPTER_DIR`` set (a bundle, e.g. a Lambda layer at ``/opt``):
+   ``python -I -S DIR stream`` with this interpreter when the bundle was built for this
+   Python version (its ``cma-bundle.json`` says which), else ``DIR/cma_bin/cma stream``.
+2. Else the ``cumulus-message-adapter`` console script beside this interpreter or on PATH.
+3. Else ``python -m message_adapter`` when the package is importable here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import gc
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+from run_cumulus_task.errors import AdapterProcessError, MessageAdapterError, adapter_error
+
+STREAM_ARGS = ("stream", "--structured-errors")
+LARGE_DOCUMENT = 64 * 1024
+SCRIPT = "cumulus-message-adapter"
+
+# ---- JSON: msgspec when installed (several times faster), else the standard library ------
+
+try:
+    import msgspec
+
+    _fast_encode = msgspec.json.Encoder().encode
+    _fast_decode = msgspec.json.Decoder().decode
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_encode = _fast_decode = None
+
+
+def encode(value: Any) -> bytes:
+    """Compact JSON bytes on one line; ``TypeError`` for values JSON cannot hold."""
+    if _fast_encode is not None:
+        try:
+            return _fast_encode(value)
+        except (TypeError, UnicodeEncodeError, OverflowError):
+            pass  # the standard library decides (and explains) the hard cases
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: escape them
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def decode(data: bytes) -> Any:
+    """Parse one JSON document (lone-surrogate escapes included).
+
+    A large document makes many containers at once, which would trigger the cyclic
+    garbage collector again and again (doubling the parse time); it is paused meanwhile.
+    """
+    if len(data) < LARGE_DOCUMENT:
+        return _decode(data)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode(data)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _decode(data: bytes) -> Any:
+    if _fast_decode is not None:
+        try:
+            return _fast_decode(data)
+        except msgspec.DecodeError:
+            pass
+    return json.loads(data)
+
+
+# ---- finding the adapter ------------------------------------------------------------------
+
+
+def adapter_command(environ: os._Environ | dict | None = None) -> list[str]:
+    """The command line of the sidecar to start, per the rules in the module docstring."""
+    env = os.environ if environ is None else environ
+    directory = env.get("CUMULUS_MESSAGE_ADAPTER_DIR")
+    if directory:
+        return list(_bundle_command(directory, sys.executable))
+    beside = Path(sys.executable).parent / SCRIPT
+    script = str(beside) if os.access(beside, os.X_OK) else shutil.which(SCRIPT)
+    if script:
+        return [script, *STREAM_ARGS]
+    if importlib.util.find_spec("message_adapter") is not None:
+        return [sys.executable, "-m", "message_adapter", *STREAM_ARGS]
+    raise AdapterProcessError(
+        "no Cumulus Message Adapter found: set CUMULUS_MESSAGE_ADAPTER_DIR to a bundle "
+        "directory (e.g. /opt for the layer), or install the cumulus-message-adapter "
+        "package so its console script is on PATH",
+        "AdapterNotFound",
+    )
+
+
+@lru_cache(maxsize=8)
+def _bundle_command(directory: str, python: str) -> tuple[str, ...]:
+    root = Path(directory)
+    built_for = None
+    manifest = root / "cma-bundle.json"
+    if manifest.is_file():
+        try:
+            built_for = json.loads(manifest.read_text()).get("python")
+        except (OSError, ValueError, AttributeError):
+            built_for = None
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if (root / "__main__.py").is_file() and built_for in (None, here):
+        # -I -S: the bundle is self-contained; nothing from this interpreter's site-packages
+        # or PYTHON* variables may shadow what it vendors.
+        return (python, "-I", "-S", str(root), *STREAM_ARGS)
+    executable = root / "cma_bin" / "cma"
+    if os.access(executable, os.X_OK):
+        return (str(executable), *STREAM_ARGS)
+    if not root.is_dir():
+        problem = "does not exist"
+    elif built_for not in (None, here):
+        problem = (f"was built for Python {built_for} (this is {here}) and has no "
+                   "cma_bin/cma executable")
+    else:
+        problem = "holds neither __main__.py nor cma_bin/cma"
+    raise AdapterProcessError(
+        f"CUMULUS_MESSAGE_ADAPTER_DIR={directory} {problem}; point it at a directory made "
+        "by `cumulus-message-adapter bundle`",
+        "AdapterNotFound",
+    )
+
+
+# ---- the sidecar ----------------------------------------------------------------------------
+
+
+class Sidecar:
+    """One adapter child process, answering one command at a time."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = list(command)
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._stderr_thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, or ``None`` when none is running."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def start(self) -> None:
+        """Start the child now (to keep the spawn out of the first invocation)."""
+        with self._lock:
+            self._ensure()
+
+    def call(self, command: str, request: bytes) -> bytes:
+        """Send one request (compact JSON bytes); return the answer's JSON bytes."""
+        with self._lock:
+            process = self._ensure()
+            try:
+                process.stdin.write(command.encode() + b"\n" + request + b"\n<EOC>\n")
+                process.stdin.flush()
+                line = process.stdout.readline()
+                if line.rstrip(b"\r\n") == b"<ERROR>":
+                    detail = process.stdout.readline()
+                    end = process.stdout.readline()
+                    if end.strip() == b"<EOC>":
+                        raise self._frame_error(detail, command)
+                else:
+                    end = process.stdout.readline()
+                    if end.strip() == b"<EOC>":
+                        return line
+            except OSError:
+                pass  # a broken pipe: the child is gone; explained below
+            raise self._died(command)
+
+    def close(self) -> None:
+        """End the child: ``<EXIT>``, then SIGTERM, then SIGKILL if it lingers."""
+        with self._lock:
+            process, self._process = self._process, None
+            if process is None:
+                return
+            try:
+                process.stdin.write(b"<EXIT>\n")
+                process.stdin.close()
+            except OSError:
+                pass
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                try:
+                    process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            process.stdout.close()
+
+    def forget(self) -> None:
+        """Drop the child without touching it (in a forked child process)."""
+        self._lock = threading.Lock()
+        self._process = None
+
+    def _ensure(self) -> subprocess.Popen:
+        process = self._process
+        if process is not None and process.poll() is None:
+            return process
+        if process is not None:
+            self._reap(process)
+        self._stderr_tail.clear()
+        try:
+            process = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, close_fds=True,
+            )
+        except OSError as error:
+            raise AdapterProcessError(
+                f"cannot start the message adapter {' '.join(self.command)!r}: {error}",
+                "AdapterNotFound",
+            ) from None
+        self._process = process
+        self._stderr_thread = threading.Thread(
+            target=_relay_stderr, args=(process.stderr, self._stderr_tail),
+            name="cma-sidecar-stderr", daemon=True,
+        )
+        self._stderr_thread.start()
+        return process
+
+    def _frame_error(self, detail: bytes, command: str) -> MessageAdapterError:
+        try:
+            info = decode(detail)
+            return adapter_error(str(info.get("name")), str(info.get("message")), command)
+        except (ValueError, AttributeError):
+            return MessageAdapterError(detail.decode(errors="replace").strip(), command=command)
+
+    def _died(self, command: str) -> AdapterProcessError:
+        process, self._process = self._process, None
+        status = self._reap(process) if process is not None else None
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=1)
+        tail = " | ".join(line.strip() for line in self._stderr_tail if line.strip())
+        return AdapterProcessError(
+            f"the message adapter ({' '.join(self.command)}) stopped while answering "
+            f"{command} (exit status {status})" + (f": {tail}" if tail else
+                                                     "; it wrote nothing on stderr"),
+            "AdapterDied",
+            command,
+        )
+
+    @staticmethod
+    def _reap(process: subprocess.Popen) -> int | None:
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            return process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def _relay_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    """Copy the child's stderr to ours (Lambda logs) and keep the last lines for errors."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        tail.append(line)
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    stream.close()
+
+
+# ---- the process-wide sidecar ---------------------------------------------------------------
+
+_current: Sidecar | None = None
+_current_lock = threading.Lock()
+
+
+def get_sidecar() -> Sidecar:
+    """The process's sidecar for the current configuration (started on first call)."""
+    global _current
+    command = adapter_command()
+    sidecar = _current
+    if sidecar is not None and sidecar.command == command:
+        return sidecar
+    with _current_lock:
+        if _current is not None and _current.command != command:
+            _current.close()  # the configuration changed: CUMULUS_MESSAGE_ADAPTER_DIR
+            _current = None
+        if _current is None:
+            _current = Sidecar(command)
+        return _current
+
+
+def stop_sidecar() -> None:
+    """End the process's sidecar, if one runs (also done at interpreter exit)."""
+    global _current
+    with _current_lock:
+        sidecar, _current = _current, None
+    if sidecar is not None:
+        sidecar.close()
+
+
+def _after_fork_in_child() -> None:
+    global _current, _current_lock
+    _current_lock = threading.Lock()
+    if _current is not None:
+        _current.forget()
+        _current = None
+
+
+atexit.register(stop_sidecar)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

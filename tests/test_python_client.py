@@ -1,0 +1,504 @@
+"""The Python client ``run_cumulus_task`` (clients/python), in both of its modes.
+
+Behaviour tests run against a real sidecar (the checkout's console script) and in-process;
+each test starts from no sidecar, so environment changes reach the next one it spawns.
+"""
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import PYTHON, REPO, get_json
+
+sys.path.insert(0, str(REPO / "clients" / "python"))
+
+import run_cumulus_task as client  # noqa: E402
+from run_cumulus_task import (  # noqa: E402
+    AdapterProcessError,
+    MessageAdapterError,
+    SchemaValidationError,
+    context_dict,
+    run_cumulus_task,
+)
+from run_cumulus_task.sidecar import Sidecar, adapter_command, get_sidecar  # noqa: E402
+
+MODES = ["sidecar", "inprocess"]
+
+
+class LambdaContext:
+    """Shaped like the Python Lambda runtime's context object."""
+
+    def __init__(self) -> None:
+        self.function_name = "SyncGranule"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123:function:SyncGranule"
+        self.memory_limit_in_mb = "512"
+        self.aws_request_id = "req-1"
+        self.identity = object()  # not JSON: must not reach the adapter
+        self._epoch_deadline_time_in_ms = 1
+
+
+def message(**extra: Any) -> dict:
+    return {
+        "cumulus_meta": {"state_machine": "arn:sm", "execution_name": "exec-1"},
+        "meta": {"collection": "MOD09GQ", "bucket": "protected"},
+        "task_config": {"collection": "{$.meta.collection}", "fixed": [1, 2]},
+        "payload": {"granules": [{"granuleId": "g1"}]},
+        **extra,
+    }
+
+
+def echo(event: dict, context: Any) -> Any:
+    return event["input"]
+
+
+@pytest.fixture(autouse=True)
+def no_sidecar_between_tests(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name in ("CUMULUS_MESSAGE_ADAPTER_DIR", "CUMULUS_MESSAGE_ADAPTER_DISABLED",
+                 "CUMULUS_MESSAGE_ADAPTER_MODE", "LAMBDA_TASK_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    client.stop_adapter()
+    yield
+    client.stop_adapter()
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", request.param)
+    return request.param
+
+
+@pytest.fixture
+def sidecar_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+
+
+# ---- the task's view ---------------------------------------------------------------------
+
+
+def test_task_gets_input_and_config_resolved_from_task_config(mode: str) -> None:
+    seen = {}
+
+    def task(event: dict, context: Any) -> None:
+        seen.update(event)
+
+    run_cumulus_task(task, message())
+    assert seen["input"] == {"granules": [{"granuleId": "g1"}]}
+    assert seen["config"] == {"collection": "MOD09GQ", "fixed": [1, 2]}
+    assert seen["cumulus_config"] == {"state_machine": "arn:sm", "execution_name": "exec-1"}
+
+
+def test_task_output_becomes_the_next_payload(mode: str) -> None:
+    result = run_cumulus_task(lambda event, context: {"done": [1, 2]}, message())
+    assert result["payload"] == {"done": [1, 2]}
+    assert result["exception"] == "None"
+    assert result["meta"] == message()["meta"]
+
+
+def test_taskargs_are_passed_to_the_task(mode: str) -> None:
+    result = run_cumulus_task(lambda event, context, factor, label: [factor, label],
+                              message(), None, None, factor=3, label="x")
+    assert result["payload"] == [3, "x"]
+
+
+def test_task_receives_the_callers_context_object(mode: str) -> None:
+    context = LambdaContext()
+    seen = []
+    run_cumulus_task(lambda event, ctx: seen.append(ctx), message(), context)
+    assert seen == [context]
+
+
+def test_lambda_context_is_recorded_in_workflow_tasks(mode: str) -> None:
+    result = run_cumulus_task(echo, message(), LambdaContext())
+    assert result["meta"]["workflow_tasks"] == {"0": {
+        "name": "SyncGranule", "version": "$LATEST",
+        "arn": "arn:aws:lambda:us-east-1:123:function:SyncGranule"}}
+
+
+def test_cma_message_is_unwrapped_with_its_parameters(mode: str) -> None:
+    wrapped = {"cma": {"event": message(task_config=None), "task_config": {"n": "{$.meta.bucket}"}}}
+    seen = []
+    result = run_cumulus_task(lambda event, context: seen.append(event["config"]), wrapped)
+    assert seen == [{"n": "protected"}]
+    assert "cma" not in result
+
+
+def test_outputs_in_cumulus_message_place_the_response(mode: str) -> None:
+    msg = message(task_config={"cumulus_message": {"outputs": [
+        {"source": "{$.id}", "destination": "{$.meta.new_id}"},
+        {"source": "{$}", "destination": "{$.payload}"}]}})
+    result = run_cumulus_task(lambda event, context: {"id": 7}, msg)
+    assert result["meta"]["new_id"] == 7
+    assert result["payload"] == {"id": 7}
+
+
+# ---- the caller's message ----------------------------------------------------------------
+
+
+def test_callers_message_is_unchanged_even_when_the_task_mutates_its_input(mode: str) -> None:
+    original = message()
+    before = copy.deepcopy(original)
+
+    def mutating(event: dict, context: Any) -> Any:
+        event["input"]["granules"].append({"granuleId": "added"})
+        event["config"]["fixed"].append(3)
+        return event["input"]
+
+    result = run_cumulus_task(mutating, original, LambdaContext())
+    assert original == before
+    assert len(result["payload"]["granules"]) == 2
+
+
+# ---- the WorkflowError rule --------------------------------------------------------------
+
+
+def test_workflow_error_returns_the_message_with_exception_and_null_payload(mode: str) -> None:
+    def failing(event: dict, context: Any) -> None:
+        raise Exception("SomeWorkflowError: granule missing")
+
+    result = run_cumulus_task(failing, message())
+    assert result == {**message(), "payload": None,
+                      "exception": "SomeWorkflowError: granule missing"}
+
+
+def test_workflow_error_on_a_cma_message_keeps_the_incoming_shape(mode: str) -> None:
+    wrapped = {"cma": {"event": message()}, "payload": {"outer": 1}}
+
+    def failing(event: dict, context: Any) -> None:
+        raise RuntimeError("WorkflowError")
+
+    result = run_cumulus_task(failing, wrapped)
+    assert result == {"cma": {"event": message()}, "payload": None, "exception": "WorkflowError"}
+
+
+def test_workflow_error_does_not_change_the_callers_message(mode: str) -> None:
+    original = message()
+
+    def failing(event: dict, context: Any) -> None:
+        raise Exception("WorkflowError")
+
+    run_cumulus_task(failing, original)
+    assert original == message()
+
+
+def test_other_task_errors_are_reraised_unchanged(mode: str) -> None:
+    error = ValueError("SomeError")
+
+    def failing(event: dict, context: Any) -> None:
+        raise error
+
+    with pytest.raises(ValueError) as raised:
+        run_cumulus_task(failing, message())
+    assert raised.value is error
+
+
+def test_error_whose_first_argument_is_not_a_string_is_reraised(mode: str) -> None:
+    def failing(event: dict, context: Any) -> None:
+        raise KeyError(404, "WorkflowError")
+
+    with pytest.raises(KeyError):
+        run_cumulus_task(failing, message())
+
+
+def test_error_without_arguments_is_reraised(mode: str) -> None:
+    def failing(event: dict, context: Any) -> None:
+        raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        run_cumulus_task(failing, message())
+
+
+# ---- CUMULUS_MESSAGE_ADAPTER_DISABLED ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "True"])
+def test_disabled_adapter_calls_the_task_with_the_raw_message(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DISABLED", value)
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", "/nonexistent")  # never started
+    raw = message()
+    result = run_cumulus_task(lambda event, context, extra: (event, context, extra),
+                              raw, "ctx", extra=1)
+    assert result == (raw, "ctx", 1)
+    assert result[0] is raw
+
+
+def test_disabled_adapter_still_applies_the_workflow_error_rule(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DISABLED", "true")
+
+    def failing(event: dict, context: Any) -> None:
+        raise Exception("WorkflowError")
+
+    assert run_cumulus_task(failing, {"payload": 1})["exception"] == "WorkflowError"
+
+
+# ---- adapter failures --------------------------------------------------------------------
+
+
+@pytest.fixture
+def schemas_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "output.json").write_text(json.dumps(
+        {"type": "object", "required": ["granules"]}))
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_schema_failure_is_a_jsonschema_validation_error(mode: str, schemas_root: Path) -> None:
+    with pytest.raises(jsonschema.ValidationError, match="'granules' is a required property"):
+        run_cumulus_task(lambda event, context: {}, message(),
+                         schemas={"output": "schemas/output.json"})
+
+
+def test_schema_failure_is_a_schema_validation_error_naming_the_command(
+    mode: str, schemas_root: Path
+) -> None:
+    with pytest.raises(SchemaValidationError) as raised:
+        run_cumulus_task(lambda event, context: {}, message())
+    assert raised.value.command == "createNextEvent"
+    assert raised.value.name == "ValidationError"
+
+
+def test_malformed_message_raises_message_adapter_error(mode: str) -> None:
+    with pytest.raises(MessageAdapterError, match="task_config must be a JSON object") as raised:
+        run_cumulus_task(echo, message(task_config=[1]))
+    assert (raised.value.name, raised.value.command) == ("MessageError", "loadNestedEvent")
+
+
+# ---- S3 ----------------------------------------------------------------------------------
+
+
+def test_offloaded_message_is_loaded_back_by_the_next_task(
+    mode: str, s3_env: dict, s3: Any, bucket: str
+) -> None:
+    msg = message(ReplaceConfig={"FullMessage": True})
+    msg["cumulus_meta"]["system_bucket"] = bucket
+    offloaded = run_cumulus_task(lambda event, context: {"big": list(range(100))}, msg)
+    stored = get_json(s3, bucket, offloaded["replace"]["Key"])
+    assert stored["payload"] == {"big": list(range(100))}
+    seen = []
+    run_cumulus_task(lambda event, context: seen.append(event["input"]), offloaded)
+    assert seen == [{"big": list(range(100))}]
+
+
+# ---- the context dict --------------------------------------------------------------------
+
+
+def test_context_dict_keeps_the_json_fields_of_a_lambda_context() -> None:
+    assert context_dict(LambdaContext()) == {
+        "function_name": "SyncGranule", "function_version": "$LATEST",
+        "invoked_function_arn": "arn:aws:lambda:us-east-1:123:function:SyncGranule",
+        "memory_limit_in_mb": "512", "aws_request_id": "req-1"}
+
+
+def test_context_dict_reads_attributes_of_a_context_without_dict() -> None:
+    class Slotted:
+        __slots__ = ("function_name",)
+
+    context = Slotted()
+    context.function_name = "f"
+    assert context_dict(context) == {"function_name": "f"}
+
+
+def test_context_dict_copies_a_mapping_context() -> None:
+    context = {"functionName": "f", "activityArn": "arn:act"}
+    assert context_dict(context) == context
+    assert context_dict(context) is not context
+
+
+def test_context_dict_of_no_context_is_empty() -> None:
+    assert context_dict(None) == {}
+
+
+# ---- choosing the mode -------------------------------------------------------------------
+
+
+def test_auto_mode_uses_a_sidecar_when_an_adapter_dir_is_set(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", "/opt")
+    assert client.adapter_mode() == "sidecar"
+
+
+def test_auto_mode_runs_in_process_when_the_package_is_installed() -> None:
+    assert client.adapter_mode() == "inprocess"
+
+
+def test_unknown_mode_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "thread")
+    with pytest.raises(ValueError, match="not one of auto, sidecar, inprocess"):
+        run_cumulus_task(echo, message())
+
+
+# ---- finding the adapter -----------------------------------------------------------------
+
+
+def _fake_bundle(root: Path, python: str, with_exe: bool) -> Path:
+    root.mkdir()
+    (root / "__main__.py").write_text("")
+    (root / "cma-bundle.json").write_text(json.dumps({"python": python}))
+    if with_exe:
+        (root / "cma_bin").mkdir()
+        (root / "cma_bin" / "cma").write_text("#!/bin/sh\n")
+        (root / "cma_bin" / "cma").chmod(0o755)
+    return root
+
+
+def test_bundle_for_this_python_runs_with_this_interpreter(tmp_path: Path) -> None:
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    root = _fake_bundle(tmp_path / "b", here, with_exe=True)
+    command = adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(root)})
+    assert command == [sys.executable, "-I", "-S", str(root), "stream", "--structured-errors"]
+
+
+def test_bundle_for_another_python_runs_its_executable(tmp_path: Path) -> None:
+    root = _fake_bundle(tmp_path / "b", "2.7", with_exe=True)
+    command = adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(root)})
+    assert command == [str(root / "cma_bin" / "cma"), "stream", "--structured-errors"]
+
+
+def test_bundle_for_another_python_without_executable_is_a_clear_error(tmp_path: Path) -> None:
+    root = _fake_bundle(tmp_path / "b", "2.7", with_exe=False)
+    with pytest.raises(AdapterProcessError, match="built for Python 2.7"):
+        adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(root)})
+
+
+def test_missing_adapter_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AdapterProcessError, match="does not exist"):
+        adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(tmp_path / "missing")})
+
+
+def test_without_adapter_dir_the_console_script_is_used() -> None:
+    command = adapter_command({})
+    assert Path(command[0]).name == "cumulus-message-adapter"
+    assert command[1:] == ["stream", "--structured-errors"]
+
+
+# ---- the warm sidecar --------------------------------------------------------------------
+
+
+def test_sidecar_is_reused_across_invocations(sidecar_mode: None) -> None:
+    run_cumulus_task(echo, message())
+    pid = get_sidecar().pid
+    run_cumulus_task(echo, message())
+    assert pid is not None and get_sidecar().pid == pid
+
+
+def test_warm_up_starts_the_sidecar_before_the_first_message(sidecar_mode: None) -> None:
+    client.warm_up()
+    pid = get_sidecar().pid
+    assert pid is not None
+    run_cumulus_task(echo, message())
+    assert get_sidecar().pid == pid
+
+
+def test_sidecar_keeps_serving_after_an_adapter_error(sidecar_mode: None) -> None:
+    run_cumulus_task(echo, message())
+    pid = get_sidecar().pid
+    with pytest.raises(MessageAdapterError):
+        run_cumulus_task(echo, message(task_config=[1]))
+    assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
+    assert get_sidecar().pid == pid
+
+
+def test_dead_sidecar_is_replaced_on_the_next_invocation(sidecar_mode: None) -> None:
+    run_cumulus_task(echo, message())
+    pid = get_sidecar().pid
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.05)
+    assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
+    assert get_sidecar().pid not in (None, pid)
+
+
+def test_concurrent_invocations_each_get_their_own_answer(sidecar_mode: None) -> None:
+    results: dict[int, Any] = {}
+
+    def invoke(n: int) -> None:
+        msg = message(payload={"n": n})
+        results[n] = run_cumulus_task(lambda event, context: event["input"], msg)["payload"]
+
+    threads = [threading.Thread(target=invoke, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {n: {"n": n} for n in range(16)}
+
+
+def test_sidecar_that_dies_reports_its_exit_status_and_stderr() -> None:
+    sidecar = Sidecar([PYTHON, "-c", "import sys; sys.stderr.write('no such adapter\\n'); "
+                                     "sys.exit(3)"])
+    with pytest.raises(AdapterProcessError, match="exit status 3.*no such adapter") as raised:
+        sidecar.call("loadNestedEvent", b'{"event":{}}')
+    assert raised.value.command == "loadNestedEvent"
+
+
+def test_sidecar_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    sidecar = Sidecar([str(tmp_path / "no-such-cma"), "stream"])
+    with pytest.raises(AdapterProcessError, match="cannot start the message adapter"):
+        sidecar.call("loadNestedEvent", b'{"event":{}}')
+
+
+def test_sidecar_ends_when_the_interpreter_exits(tmp_path: Path) -> None:
+    script = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'clients' / 'python')!r})\n"
+        "from run_cumulus_task import run_cumulus_task\n"
+        "from run_cumulus_task.sidecar import get_sidecar\n"
+        "run_cumulus_task(lambda e, c: e['input'], {'payload': 1})\n"
+        "print(get_sidecar().pid)\n"
+    )
+    env = {**os.environ, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}
+    done = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+# ---- the distribution --------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_client_builds_as_a_wheel_with_the_run_cumulus_task_module(tmp_path: Path) -> None:
+    import zipfile
+
+    subprocess.run([PYTHON, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path),
+                    str(REPO / "clients" / "python")], check=True, timeout=300)
+    [wheel] = tmp_path.glob("cumulus_message_adapter_python-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "run_cumulus_task/__init__.py" in names
+    assert "run_cumulus_task/sidecar.py" in names
+
+
+def test_published_style_import_and_call() -> None:
+    from run_cumulus_task import run_cumulus_task as published_name
+
+    class LambdaContextMock:
+        example = "context"
+
+    result = published_name(lambda event, context: event, message(), LambdaContextMock())
+    assert result["payload"]["input"] == message()["payload"]
+
