@@ -1,0 +1,46 @@
+"""The Node client's own suite (clients/node, `node --test`), run from pytest.
+
+Installs the client's dev dependencies with `npm ci` when they are missing or older than
+package-lock.json, then runs every `clients/node/tests/*.test.js` with this interpreter as
+the adapter's Python. Needs Node.js 18+ and npm on PATH.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.node
+
+CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node"
+
+
+def _needs_install() -> bool:
+    installed = CLIENT / "node_modules" / ".package-lock.json"
+    lock = CLIENT / "package-lock.json"
+    return not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
+
+
+def test_node_client_suite() -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.fail("the Node client's tests need Node.js 18+ and npm on PATH")
+    if _needs_install():
+        install = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=CLIENT, capture_output=True, text=True, timeout=600,
+        )
+        assert install.returncode == 0, f"npm ci failed:\n{install.stdout}\n{install.stderr}"
+    env = {**os.environ, "CMA_TEST_PYTHON": sys.executable}
+    result = subprocess.run(
+        [node, "--test"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    summary = [line for line in result.stdout.splitlines() if line.startswith("# ")][-8:]
+    assert result.returncode == 0, (
+        f"node --test failed (exit {result.returncode}):\n{result.stdout[-20000:]}\n"
+        f"{result.stderr[-5000:]}"
+    )
+    print("\n".join(summary))
