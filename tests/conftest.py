@@ -5,6 +5,7 @@ Every test runs with fake credentials, no AWS profile or config file, and
 Tests that use S3 ask for ``s3_env``: a moto server (started once per session, stopped at
 the end) becomes the endpoint, for in-process calls and for subprocesses alike.
 ``flaky_s3`` puts a small proxy in front of it that can fail chosen requests once.
+Tests that need another endpoint (LocalStack in e2e tests) set it with ``monkeypatch``.
 """
 
 import http.client
@@ -36,7 +37,7 @@ _AWS_UNSET = (
     "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
     "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS",
+    "AWS_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "CUMULUS_ENV", "LOCALSTACK_HOST",
 )
 _AWS_SET = {
@@ -56,6 +57,8 @@ def offline_aws() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for name in _AWS_UNSET:
             patch.delenv(name, raising=False)
+        for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_")]:
+            patch.delenv(name)
         for name, value in _AWS_SET.items():
             patch.setenv(name, value)
         yield

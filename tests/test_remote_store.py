@@ -22,6 +22,7 @@ from conftest import (
 )
 
 from message_adapter.errors import RemoteStoreError
+from message_adapter.jsonio import dumps as _json
 from message_adapter.remote_store import S3Store, make_s3_client
 
 pytestmark = pytest.mark.usefixtures("s3_env")
@@ -202,6 +203,19 @@ def test_write_whose_reply_was_lost_is_not_reported_as_a_conflict(
     assert flaky_s3.count("PUT") == 2
 
 
+def test_cli_retries_a_503_too(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", status=503, code="SlowDown")
+    request = {"event": {"payload": {}, "replace": {
+        "Bucket": bucket, "Key": "events/a", "TargetPath": "$.payload"}}}
+
+    run = run_adapter("loadAndUpdateRemoteEvent", stdin=_json(request))
+
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert run.json() == {"payload": {"ok": 1}}
+    assert flaky_s3.count("GET") == 2
+
+
 def test_read_cut_off_mid_body_is_retried(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
     put_json(s3, bucket, "events/a", {"text": "x" * 1000})
     flaky_s3.fail("GET", kind="truncate")
@@ -252,9 +266,3 @@ def test_object_that_is_not_json_is_named(s3: Any, bucket: str) -> None:
 
     with pytest.raises(RemoteStoreError, match=rf"s3://{bucket}/events/a does not hold JSON"):
         S3Store().get_json(bucket, "events/a")
-
-
-def _json(value: Any) -> bytes:
-    from message_adapter.jsonio import dumps
-
-    return dumps(value)
