@@ -298,3 +298,56 @@ def test_zip_inside_the_bundle_is_refused_before_building(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "must be outside the bundle directory" in result.output
     assert not out.exists()
+
+
+# ---- the Python client through the bundle -------------------------------------------------
+
+
+def _client() -> Any:
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "clients" / "python"))
+    import run_cumulus_task
+
+    return run_cumulus_task
+
+
+@pytest.fixture
+def client_with_dir(monkeypatch: pytest.MonkeyPatch) -> Any:
+    client = _client()
+    client.stop_adapter()
+    monkeypatch.delenv("CUMULUS_MESSAGE_ADAPTER_MODE", raising=False)
+    yield client
+    client.stop_adapter()
+
+
+@pytest.mark.e2e
+def test_python_client_runs_the_bundle_with_its_own_interpreter(
+    out: Path, client_with_dir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(out))
+    result = client_with_dir.run_cumulus_task(lambda event, context: event["config"],
+                                              NESTED["event"])
+    assert result["payload"] == {"name": "MOD09GQ"}
+    from run_cumulus_task.sidecar import get_sidecar
+
+    assert get_sidecar().command[1:4] == ["-I", "-S", str(out)]
+
+
+@pytest.mark.e2e
+def test_python_client_runs_the_bundle_executable_for_another_python(
+    exe: Path, client_with_dir: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (layer / "cma_bin").symlink_to(exe.parent)
+    (layer / MANIFEST).write_text(json.dumps({"python": "3.99", "executable": "cma_bin/cma"}))
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(layer))
+    result = client_with_dir.run_cumulus_task(lambda event, context: event["config"],
+                                              NESTED["event"])
+    assert result["payload"] == {"name": "MOD09GQ"}
+    from run_cumulus_task.sidecar import get_sidecar
+
+    assert get_sidecar().command[0] == str(layer / "cma_bin" / "cma")
