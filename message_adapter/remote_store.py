@@ -50,7 +50,7 @@ class S3Store:
         return self._client
 
     def get_json(self, bucket: str, key: str) -> Any:
-        """The parsed JSON object at s3://bucket/key."""
+        """The parsed JSON value at s3://bucket/key."""
         body = self._read(bucket, key)
         try:
             return loads(body)
