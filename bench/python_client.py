@@ -1,0 +1,124 @@
+"""Per-invocation overhead of the Python client ``run_cumulus_task``, sidecar vs in-process.
+
+The task returns its input, so each timing is the adapter work around a task: the three
+adapter commands, the JSON to and from the sidecar, and the client's own bookkeeping.
+
+- cold: the first invocation in a fresh Python process (module already imported, as
+  in a Lambda's init phase), sidecar spawn or in-process adapter import included;
+- warm: later invocations in the same process (the sidecar stays up).
+
+Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--output FILE]``.
+``--bundle`` adds rows for a sidecar started from a bundle directory (its interpreter
+mode and its cma_bin/cma executable). Every number is a median, in milliseconds.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CLIENT = REPO / "clients" / "python"
+SIZES = (1, 2000)
+
+# One measurement in a fresh interpreter: a cold call, then warm calls; prints JSON.
+PROBE = r"""
+import gc, json, os, sys, time
+sys.path[:0] = [{client!r}, {bench!r}]
+from messages import LAMBDA_CONTEXT, make_message
+from run_cumulus_task import run_cumulus_task
+
+def task(event, context):
+    return event["input"]
+
+message = make_message({granules})
+started = time.perf_counter()
+result = run_cumulus_task(task, message, LAMBDA_CONTEXT)
+cold = time.perf_counter() - started
+assert result["payload"] == message["payload"]
+warm = []
+deadline = time.perf_counter() + {budget}
+while len(warm) < {min_calls} or (time.perf_counter() < deadline and len(warm) < {max_calls}):
+    started = time.perf_counter()
+    run_cumulus_task(task, message, LAMBDA_CONTEXT)
+    warm.append(time.perf_counter() - started)
+print(json.dumps({{"cold": cold, "warm": warm}}))
+"""
+
+
+def measure(env: dict[str, str], granules: int, spawns: int, budget: float) -> dict:
+    """Median cold over ``spawns`` fresh processes, median warm over all their warm calls."""
+    colds, warms = [], []
+    for _ in range(spawns):
+        code = PROBE.format(client=str(CLIENT), bench=str(BENCH), granules=granules,
+                            budget=budget, min_calls=5, max_calls=2000)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=600, cwd=REPO)
+        if done.returncode != 0:
+            raise SystemExit(f"probe failed:\n{done.stderr}")
+        result = json.loads(done.stdout)
+        colds.append(result["cold"])
+        warms.extend(result["warm"])
+    return {"cold": statistics.median(colds) * 1000, "warm": statistics.median(warms) * 1000,
+            "warm_calls": len(warms)}
+
+
+def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[str, str]]]:
+    """``(label, environment)`` for each way of running the adapter."""
+    base = {key: value for key, value in os.environ.items()
+            if not key.startswith("CUMULUS_MESSAGE_ADAPTER")}
+    rows = [
+        ("in-process", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "inprocess"}),
+        ("sidecar (console script)", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}),
+    ]
+    if bundle:
+        out = Path(bundle).absolute()
+        rows.append(("sidecar (python BUNDLE)", {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(out)}))
+        if (out / "cma_bin" / "cma").exists():
+            # A layer whose Python does not match makes the client use the executable.
+            layer = scratch / "layer"
+            layer.mkdir()
+            (layer / "cma_bin").symlink_to(out / "cma_bin")
+            (layer / "cma-bundle.json").write_text(json.dumps({"python": "0.0"}))
+            rows.append(("sidecar (BUNDLE/cma_bin/cma)",
+                         {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(layer)}))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke runs")
+    parser.add_argument("--bundle", help="also measure a sidecar from this bundle directory")
+    parser.add_argument("--output", help="also write the markdown table to this file")
+    args = parser.parse_args()
+    spawns, budget = (2, 0.2) if args.quick else (7, 3.0)
+
+    lines = [
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; task returns its input; "
+        f"medians of {spawns} fresh processes (cold) and of all their later calls (warm).",
+        "",
+        "| adapter | granules | cold ms | warm ms | warm calls |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        for label, env in configurations(args.bundle, Path(scratch)):
+            for granules in SIZES:
+                started = time.perf_counter()
+                result = measure(env, granules, spawns, budget)
+                lines.append(f"| {label} | {granules} | {result['cold']:.2f} | "
+                             f"{result['warm']:.3f} | {result['warm_calls']} |")
+                print(lines[-1], f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.output:
+        Path(args.output).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
