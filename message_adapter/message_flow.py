@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from message_adapter.errors import MessageError
-from message_adapter.paths import compile_path, set_at, set_creating
+from message_adapter.paths import CompiledPath, PathSyntaxError, compile_path, set_at, set_creating
 from message_adapter.templates import resolve, resolve_string
 
 Validate = Callable[[Any, str], None]
@@ -28,6 +28,15 @@ class RemoteStore(Protocol):
 
 def _no_validation(document: Any, schema_type: str) -> None:
     return None
+
+
+def _compile(path: Any, what: str) -> CompiledPath:
+    if not isinstance(path, str):
+        raise MessageError(f"{what} must be a JSONPath string like $.payload, got {path!r}")
+    try:
+        return compile_path(path)
+    except PathSyntaxError as error:
+        raise MessageError(f"{what}: {error}") from None
 
 
 def _require_object(value: Any, what: str) -> dict:
@@ -73,8 +82,7 @@ def _load_remote(message: dict, store: RemoteStore) -> dict:
             f"got {replace!r}"
         )
     bucket, key, target = replace["Bucket"], replace["Key"], replace["TargetPath"]
-    target_path = compile_path(target)
-    matches = target_path.find(message)
+    matches = _compile(target, "replace.TargetPath").find(message)
     if len(matches) != 1:
         raise MessageError(
             f"replace.TargetPath {target!r} must match exactly one place in the message, "
@@ -82,6 +90,11 @@ def _load_remote(message: dict, store: RemoteStore) -> dict:
         )
     remote = store.get_json(bucket, key)
     node, location = matches[0]
+    if not location and not isinstance(remote, dict):
+        raise MessageError(
+            f"s3://{bucket}/{key} holds a {type(remote).__name__}, but replace.TargetPath "
+            "'$' needs a whole message (an object) there"
+        )
     if isinstance(node, dict) and isinstance(remote, dict):
         merged = dict(node)
         merged.update(remote)
@@ -215,11 +228,12 @@ def _offload(message: dict, store: RemoteStore) -> dict:
         source = "$"
     else:
         source = replace_config.get("Path")
-        if not isinstance(source, str):
+        if source is None:
             raise MessageError(
                 "ReplaceConfig needs a Path (a JSONPath string) or FullMessage: true"
             )
     target = replace_config.get("TargetPath", source)
+    _compile(target, "ReplaceConfig.TargetPath")
     max_size = replace_config.get("MaxSize", 0)
     if not isinstance(max_size, (int, float)) or isinstance(max_size, bool):
         raise MessageError(f"ReplaceConfig.MaxSize must be a number of bytes, got {max_size!r}")
@@ -227,7 +241,7 @@ def _offload(message: dict, store: RemoteStore) -> dict:
     if not isinstance(cumulus_meta, dict):
         raise MessageError("ReplaceConfig is set but the message has no cumulus_meta object")
 
-    matches = compile_path(source).find(message)
+    matches = _compile(source, "ReplaceConfig.Path").find(message)
     if len(matches) != 1:
         raise MessageError(
             f"ReplaceConfig.Path {source!r} must match exactly one place in the message, "

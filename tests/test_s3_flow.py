@@ -288,20 +288,14 @@ def test_offload_then_load_restores_the_message(
 # ---- nothing is orphaned: errors found before the upload write nothing ---------------------
 
 
-CORE_BUG_TARGET_PATH = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="core bug: message_flow._offload checks TargetPath only when the next step loads",
-)
-
-
 @pytest.mark.parametrize("replace_config", [
     {"Path": "$.nowhere"},
     {"Path": "$.payload[*]"},
     {"Path": "$.payload", "MaxSize": "big"},
     {"Path": 5},
     {"Path": "$["},
-    pytest.param({"Path": "$.payload", "TargetPath": 5}, marks=CORE_BUG_TARGET_PATH),
-    pytest.param({"Path": "$.payload", "TargetPath": "$["}, marks=CORE_BUG_TARGET_PATH),
+    {"Path": "$.payload", "TargetPath": 5},
+    {"Path": "$.payload", "TargetPath": "$["},
 ], ids=["path-matches-nothing", "path-matches-two", "bad-max-size", "path-not-text",
         "path-syntax", "target-path-not-text", "target-path-syntax"])
 def test_bad_replace_config_fails_before_anything_is_stored(
@@ -383,8 +377,6 @@ def test_invalid_bucket_name_is_named() -> None:
         Adapter().load_and_update_remote_event(event)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: message_flow._load_remote returns the stored "
-                   "list as the message (AttributeError with a context) instead of an error")
 def test_stored_non_object_at_dollar_is_an_error_naming_bucket_and_key(
     s3: Any, bucket: str
 ) -> None:
