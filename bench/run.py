@@ -139,6 +139,22 @@ def pin(choice: str) -> int | None:
     return cpu
 
 
+def _environment_notes() -> list[str]:
+    """Settings inherited by the sidecars that change what is measured."""
+    notes = []
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        notes.append(
+            "- PYTHONDONTWRITEBYTECODE is set: Python sidecars without cached bytecode "
+            "compile their modules on every start"
+        )
+    if os.environ.get("PYTHONUNBUFFERED"):
+        notes.append(
+            "- PYTHONUNBUFFERED is set: sys.stdout.buffer is unbuffered, each write() "
+            "is a system call"
+        )
+    return notes
+
+
 def render(
     rows: list[Row], ours: list[str], floor: list[str], mode_name: str, cpu: int | None
 ) -> str:
@@ -151,6 +167,7 @@ def render(
         f"- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode_name} mode, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
         + ("not pinned" if cpu is None else f"driver and sidecars pinned to CPU {cpu}"),
+        *_environment_notes(),
         "",
         "| metric | ours | floor | ratio | target | met | n |",
         "|---|---:|---:|---:|---|---|---:|",
