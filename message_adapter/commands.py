@@ -29,15 +29,31 @@ def _validator(schemas: Any) -> message_flow.Validate:
     return validate
 
 
+class _LazyS3:
+    """S3, set up on first use: messages that never touch it import nothing for it."""
+
+    def __init__(self) -> None:
+        self._store: RemoteStore | None = None
+
+    def _s3(self) -> RemoteStore:
+        if self._store is None:
+            from message_adapter.remote_store import S3Store
+
+            self._store = S3Store()
+        return self._store
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        return self._s3().get_json(bucket, key)
+
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        self._s3().put_json(bucket, key, body)
+
+
 class Adapter:
     """Runs adapter commands against one remote store (S3 unless told otherwise)."""
 
     def __init__(self, store: RemoteStore | None = None) -> None:
-        if store is None:
-            from message_adapter.remote_store import S3Store
-
-            store = S3Store()
-        self.store = store
+        self.store = store if store is not None else _LazyS3()
 
     def load_and_update_remote_event(self, event: Any, context: Any = None) -> dict:
         return message_flow.load_and_update_remote_event(event, context, self.store)
