@@ -33,7 +33,7 @@ class Mode:
 
 
 FULL = Mode(budget=20.0, min_cycles=7, max_cycles=2000, spawns=9)
-QUICK = Mode(budget=0.3, min_cycles=3, max_cycles=50, spawns=2)
+QUICK = Mode(budget=0.3, min_cycles=3, max_cycles=50, spawns=1)
 
 
 @dataclass
