@@ -42,6 +42,8 @@ LAMBDA_ZIPPED_LIMIT = 50 * MB
 LAMBDA_UNZIPPED_LIMIT = 250 * MB
 # S3 holds offloaded message parts; stepfunctions is kept for tasks that share the layer;
 # sts/sso/sso-oidc serve botocore's credential providers (assumed roles, SSO profiles).
+# The oldest glibc of the Lambda runtimes without Python (Amazon Linux 2023).
+LAMBDA_GLIBC = "2.34"
 BOTOCORE_SERVICES = ("s3", "stepfunctions", "sts", "sso", "sso-oidc")
 
 MAIN_PY = '''\
@@ -87,16 +89,26 @@ class BundleReport:
     zipped_bytes: int
     zip_path: Path | None
     executable: Path | None
+    glibc: str | None = None
 
     def lines(self) -> list[str]:
         """Human-readable summary, sizes against Lambda's limits."""
+        notes = []
+        if self.glibc and _version(self.glibc) > _version(LAMBDA_GLIBC):
+            notes.append(
+                f"  warning: cma_bin/cma needs glibc {self.glibc}, newer than Lambda's Amazon "
+                f"Linux 2023 ({LAMBDA_GLIBC}); build the layer in a Lambda build image "
+                "(see docs/bundle.md)"
+            )
         return [
             f"bundle: {self.out}",
             f"  unzipped: {_mb(self.unzipped_bytes)} of Lambda's "
             f"{_mb(LAMBDA_UNZIPPED_LIMIT)} limit",
             f"  zipped:   {_mb(self.zipped_bytes)} of Lambda's "
             f"{_mb(LAMBDA_ZIPPED_LIMIT)} limit" + (f" ({self.zip_path})" if self.zip_path else ""),
-            f"  executable: {self.executable or 'not built (--no-exe)'}",
+            f"  executable: {self.executable or 'not built (--no-exe)'}"
+            + (f" (needs glibc >= {self.glibc})" if self.glibc else ""),
+            *notes,
         ]
 
 
@@ -129,7 +141,8 @@ def build_bundle(
     if executable:
         log("building cma_bin/cma with PyInstaller (about a minute)")
         exe = build_executable(out)
-    write_manifest(out, exe is not None)
+    glibc = required_glibc(out / EXECUTABLE.parent) if exe is not None else None
+    write_manifest(out, exe is not None, glibc)
     unzipped = directory_size(out)
     if zip_file is not None:
         write_zip(out, zip_file)
@@ -139,7 +152,7 @@ def build_bundle(
             probe = Path(scratch) / "layer.zip"
             write_zip(out, probe)
             zipped = probe.stat().st_size
-    report = BundleReport(out, unzipped, zipped, zip_file, exe)
+    report = BundleReport(out, unzipped, zipped, zip_file, exe, glibc)
     try:
         check_lambda_limits(unzipped, zipped)
     except BundleTooLarge as error:
@@ -309,7 +322,29 @@ def _foreign_modules(out: Path) -> list[str]:
     return sorted(found - vendored - set(sys.stdlib_module_names))
 
 
-def write_manifest(out: Path, has_executable: bool) -> None:
+def required_glibc(root: Path) -> str | None:
+    """The newest ``GLIBC_x.y`` symbol version any ELF file under ``root`` asks for."""
+    newest = None
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            with open(path, "rb") as handle:
+                if handle.read(4) != b"\x7fELF":
+                    continue
+                data = handle.read()
+            for major, minor in re.findall(rb"GLIBC_(\d+)\.(\d+)", data):
+                version = (int(major), int(minor))
+                newest = max(newest or version, version)
+    return None if newest is None else f"{newest[0]}.{newest[1]}"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def write_manifest(out: Path, has_executable: bool, glibc: str | None = None) -> None:
     """Record the version, the Python the vendored packages are built for, and the parts."""
     manifest = {
         "name": DISTRIBUTION,
@@ -318,6 +353,7 @@ def write_manifest(out: Path, has_executable: bool) -> None:
         "implementation": sys.implementation.name,
         "platform": f"{sys.platform}-{platform.machine()}",
         "executable": str(EXECUTABLE) if has_executable else None,
+        "executable_glibc": glibc,
         "botocore_services": list(BOTOCORE_SERVICES),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -213,6 +213,8 @@ def test_manifest_records_python_version_and_executable(built: BundleReport) -> 
     manifest = json.loads((built.out / MANIFEST).read_text())
     assert manifest["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert manifest["executable"] == (None if built.executable is None else "cma_bin/cma")
+    assert manifest["executable_glibc"] == built.glibc
+    assert (built.glibc is None) == (built.executable is None)
 
 
 @pytest.mark.e2e
@@ -290,6 +292,23 @@ def test_bundle_command_fails_clearly_when_over_lambda_limits(
     assert result.exit_code == 1
     assert "too large for Lambda" in result.output
     assert "zipped:   60.0 MB of Lambda's 50.0 MB limit" in result.output
+
+
+def test_required_glibc_is_the_newest_version_any_elf_file_asks_for(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.so").write_bytes(b"\x7fELF..GLIBC_2.17\0GLIBC_2.28\0")
+    (tmp_path / "b").write_bytes(b"\x7fELF..GLIBC_2.3\0")
+    (tmp_path / "notes.txt").write_bytes(b"GLIBC_2.99")
+    assert bundle.required_glibc(tmp_path) == "2.28"
+
+
+def test_report_warns_when_the_executable_needs_a_newer_glibc_than_lambda(
+    tmp_path: Path
+) -> None:
+    report = BundleReport(tmp_path, MB, MB, None, tmp_path / "cma", glibc="2.35")
+    assert any("newer than Lambda's Amazon Linux 2023" in line for line in report.lines())
+    old = BundleReport(tmp_path, MB, MB, None, tmp_path / "cma", glibc="2.26")
+    assert not any("warning" in line for line in old.lines())
 
 
 def test_zip_inside_the_bundle_is_refused_before_building(tmp_path: Path) -> None:
