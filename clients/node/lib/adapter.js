@@ -21,6 +21,16 @@ const isNestedEvent = (message) => message != null
 
 const isCmaMessage = (message) => message != null && message.cma !== undefined;
 
+/** `{"key":json,...}` from [key, json text] pairs; a pair whose json is undefined is left out. */
+function jsonObject(pairs) {
+  let text = '';
+  for (const [key, json] of pairs) {
+    if (json === undefined) continue;
+    text += `${text ? ',' : '{'}"${key}":${json}`;
+  }
+  return text ? `${text}}` : '{}';
+}
+
 function describeCommand(spec) {
   return [spec.file, ...spec.args, 'stream', '--structured-errors'].join(' ');
 }
@@ -80,8 +90,9 @@ class MessageAdapter {
   // ---- the queue ----
 
   /**
-   * Send one command (`body` is the request's JSON text) and resolve with the parsed answer.
-   * @param {{deadlineAt?: number, stderrMark?: number}} [options]
+   * Send one command (`body` is the request's JSON text) and resolve with the parsed answer
+   * (with `raw`, `{value, text}`: the answer and its JSON text).
+   * @param {{deadlineAt?: number, stderrMark?: number, raw?: boolean}} [options]
    */
   request(command, body, options = {}) {
     return new Promise((resolve, reject) => {
@@ -91,6 +102,7 @@ class MessageAdapter {
         resolve,
         reject,
         mark: options.stderrMark ?? this.stderrMark(),
+        raw: Boolean(options.raw),
         state: 'queued',
         sidecar: null,
         timer: null,
@@ -189,7 +201,7 @@ class MessageAdapter {
         this._pump();
         return;
       }
-      this._settle(item, null, value);
+      this._settle(item, null, item.raw ? { value, text } : value);
     }
     this._pump();
   }
@@ -253,10 +265,11 @@ class MessageAdapter {
     return Date.now() + Math.max(remaining - this.deadlineMarginMs, remaining / 2);
   }
 
-  _call(command, request, context, mark) {
-    return this.request(command, JSON.stringify(request), {
+  _call(command, body, context, mark, raw = false) {
+    return this.request(command, body, {
       deadlineAt: this._deadline(context),
       stderrMark: mark,
+      raw,
     });
   }
 
@@ -267,28 +280,33 @@ class MessageAdapter {
   async runCumulusTask(TaskFunction, cumulusMessage, context, schemas = null) {
     const mark = this.stderrMark();
     try {
-      const fullMessage = await this._call(
-        'loadAndUpdateRemoteEvent', { event: cumulusMessage, context, schemas }, context, mark,
-      );
+      // The requests hold what the published client sends, keys in its order. The full
+      // message goes back to the adapter as the JSON text it came in, not re-serialized.
+      const contextJson = JSON.stringify(context);
+      const schemasJson = JSON.stringify(schemas);
+      const loaded = await this._call('loadAndUpdateRemoteEvent', jsonObject([
+        ['event', JSON.stringify(cumulusMessage)], ['context', contextJson], ['schemas', schemasJson],
+      ]), context, mark, true);
+      const fullMessage = loaded.value;
       if (!hasAssignedPayload(fullMessage)) {
         throw new Error('loadAndUpdateRemoteEvent did not return a Cumulus message with a '
-          + `payload key (add "payload": null to the message): ${JSON.stringify(fullMessage)}`);
+          + `payload key (add "payload": null to the message): ${loaded.text}`);
       }
       setCumulusEnvironment(fullMessage, context);
-      const nestedEvent = await this._call(
-        'loadNestedEvent', { event: fullMessage, schemas, context }, context, mark,
-      );
+      const nestedEvent = await this._call('loadNestedEvent', jsonObject([
+        ['event', loaded.text], ['schemas', schemasJson], ['context', contextJson],
+      ]), context, mark);
       if (!isNestedEvent(nestedEvent)) {
         throw new Error('loadNestedEvent did not return {input, config}: '
           + `${JSON.stringify(nestedEvent)}`);
       }
       const taskOutput = await TaskFunction(nestedEvent, context);
-      const nextMessage = await this._call('createNextEvent', {
-        event: fullMessage,
-        handler_response: taskOutput,
-        message_config: nestedEvent.messageConfig,
-        schemas,
-      }, context, mark);
+      const nextMessage = await this._call('createNextEvent', jsonObject([
+        ['event', loaded.text],
+        ['handler_response', JSON.stringify(taskOutput)],
+        ['message_config', JSON.stringify(nestedEvent.messageConfig)],
+        ['schemas', schemasJson],
+      ]), context, mark);
       if (isNestedEvent(nextMessage)) {
         throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
           + `${JSON.stringify(nextMessage)}`);

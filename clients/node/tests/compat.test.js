@@ -20,7 +20,10 @@ test('set up: the adapter directory both clients use', (t) => {
   t.diagnostic(`CUMULUS_MESSAGE_ADAPTER_DIR=${adapter.dir} (${adapter.kind})`);
   process.env.PATH = pathWithPython();
   process.env.CUMULUS_MESSAGE_ADAPTER_DIR = adapter.dir;
-  delete process.env.USE_CMA_BINARY;
+  // CMA_TEST_USE_CMA_BINARY=true runs both clients on the bundle's cma_bin/cma instead
+  // (with CMA_TEST_BUNDLE_DIR naming a bundle built with the executable).
+  if (process.env.CMA_TEST_USE_CMA_BINARY === 'true') process.env.USE_CMA_BINARY = 'true';
+  else delete process.env.USE_CMA_BINARY;
 });
 
 test.after(() => ours.close());
