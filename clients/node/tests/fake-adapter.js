@@ -4,6 +4,7 @@
 // misbehave on demand. Options come before the `stream --structured-errors` the client adds:
 //   hang-on=CMD             never answer CMD
 //   hang-once=CMD:FILE      never answer CMD if FILE does not exist yet (and create it)
+//   hang-on-flag=CMD        never answer CMD when the event's payload has `hang: true`
 //   die-on=CMD              write a line on stderr and exit 3 when CMD arrives
 //   warn-then-fail=CMD      write a warning on stderr, then answer CMD with an error frame
 //   slow=MS                 wait MS before every answer
@@ -30,8 +31,12 @@ function answer(command, request) {
   throw new Error(`unknown command ${command}`);
 }
 
-function shouldHang(command) {
+function shouldHang(command, request) {
   if (options['hang-on'] === command) return true;
+  if (options['hang-on-flag'] === command) {
+    const payload = request.event && request.event.payload;
+    if (payload && payload.hang === true) return true;
+  }
   if (typeof options['hang-once'] === 'string') {
     const [target, file] = options['hang-once'].split(':');
     if (target === command && !fs.existsSync(file)) {
@@ -64,7 +69,7 @@ lines.on('line', (line) => {
   body = [];
   queue = queue.then(async () => {
     if (options.slow) await new Promise((resolve) => setTimeout(resolve, Number(options.slow)));
-    if (shouldHang(current)) {
+    if (shouldHang(current, request)) {
       setInterval(() => {}, 1000);
       await new Promise(() => {});
     }
