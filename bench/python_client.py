@@ -7,7 +7,10 @@ adapter commands, the JSON to and from the sidecar, and the client's own bookkee
   in a Lambda's init phase), sidecar spawn or in-process adapter import included;
 - warm: later invocations in the same process (the sidecar stays up).
 
-Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--output FILE]``.
+Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--output FILE]
+[--cpu N|none]``. The task process and its sidecar share one CPU by default: on a virtual
+machine a round trip between two CPUs pays for waking the idle one, which makes small
+timings jump from run to run.
 ``--bundle`` adds rows for a sidecar started from a bundle directory (its interpreter
 mode and its cma_bin/cma executable). Every number is a median, in milliseconds.
 """
@@ -52,14 +55,16 @@ print(json.dumps({{"cold": cold, "warm": warm}}))
 """
 
 
-def measure(env: dict[str, str], granules: int, spawns: int, budget: float) -> dict:
+def measure(env: dict[str, str], granules: int, spawns: int, budget: float,
+            cpu: int | None) -> dict:
     """Median cold over ``spawns`` fresh processes, median warm over all their warm calls."""
     colds, warms = [], []
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     for _ in range(spawns):
         code = PROBE.format(client=str(CLIENT), bench=str(BENCH), granules=granules,
                             budget=budget, min_calls=5, max_calls=2000)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, timeout=600, cwd=REPO)
+                              env=env, timeout=600, cwd=REPO, preexec_fn=pin)
         if done.returncode != 0:
             raise SystemExit(f"probe failed:\n{done.stderr}")
         result = json.loads(done.stdout)
@@ -96,12 +101,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke runs")
     parser.add_argument("--bundle", help="also measure a sidecar from this bundle directory")
     parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--cpu", default="last",
+                        help="pin the task process and its sidecar to this CPU (default: the "
+                             "last one; 'none' to let them float)")
     args = parser.parse_args()
     spawns, budget = (2, 0.2) if args.quick else (7, 3.0)
+    cpu = None if args.cpu == "none" else (
+        max(os.sched_getaffinity(0)) if args.cpu == "last" else int(args.cpu))
 
     lines = [
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; task returns its input; "
-        f"medians of {spawns} fresh processes (cold) and of all their later calls (warm).",
+        f"medians of {spawns} fresh processes (cold) and of all their later calls (warm); "
+        + ("not pinned." if cpu is None else f"task and sidecar pinned to CPU {cpu}."),
         "",
         "| adapter | granules | cold ms | warm ms | warm calls |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -110,7 +121,7 @@ def main() -> None:
         for label, env in configurations(args.bundle, Path(scratch)):
             for granules in SIZES:
                 started = time.perf_counter()
-                result = measure(env, granules, spawns, budget)
+                result = measure(env, granules, spawns, budget, cpu)
                 lines.append(f"| {label} | {granules} | {result['cold']:.2f} | "
                              f"{result['warm']:.3f} | {result['warm_calls']} |")
                 print(lines[-1], f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
