@@ -2,10 +2,10 @@
 
 Installs the client's dev dependencies with `npm ci` when they are missing or older than
 package-lock.json, then runs every `clients/node/tests/*.test.js` with this interpreter as
-the adapter's Python. Needs Node.js 18+ and npm on PATH.
+the adapter's Python, and with a bucket on the session's moto server so the compatibility
+tests cover messages stored in S3 too. Needs Node.js 18+ and npm on PATH.
 """
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +24,7 @@ def _needs_install() -> bool:
     return not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
 
 
-def test_node_client_suite() -> None:
+def test_node_client_suite(s3_env: dict[str, str], bucket: str) -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         pytest.fail("the Node client's tests need Node.js 18+ and npm on PATH")
@@ -34,7 +34,7 @@ def test_node_client_suite() -> None:
             cwd=CLIENT, capture_output=True, text=True, timeout=600,
         )
         assert install.returncode == 0, f"npm ci failed:\n{install.stdout}\n{install.stderr}"
-    env = {**os.environ, "CMA_TEST_PYTHON": sys.executable}
+    env = {**s3_env, "CMA_TEST_PYTHON": sys.executable, "CMA_TEST_S3_BUCKET": bucket}
     result = subprocess.run(
         [node, "--test"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=600,
     )

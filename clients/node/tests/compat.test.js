@@ -10,7 +10,8 @@ const path = require('path');
 
 const published = require('@cumulus/cumulus-message-adapter-js');
 const ours = require('..');
-const { bundleDir, lambdaContext, pathWithPython } = require('./helpers');
+const { execFileSync } = require('child_process');
+const { bundleDir, lambdaContext, pathWithPython, repoPython } = require('./helpers');
 
 const SCHEMAS = path.join(__dirname, 'fixtures', 'schemas');
 const ENV_NAMES = ['EXECUTIONS', 'SENDER', 'TASKVERSION', 'STACKNAME', 'GRANULES', 'PARENTARN', 'ASYNCOPERATIONID'];
@@ -204,6 +205,89 @@ test('a message without a payload key is refused by both', async () => {
     assert.equal(mine.name, 'Error');
     assert.match(theirs.message, /loadAndUpdateRemoteEvent/);
     assert.match(mine.message, /loadAndUpdateRemoteEvent/);
+  });
+});
+
+
+// ---- messages stored in S3 (run by tests/test_node_client.py against a moto server) ----
+
+const BUCKET = process.env.CMA_TEST_S3_BUCKET;
+const s3Skip = BUCKET ? false : 'set CMA_TEST_S3_BUCKET (a bucket at AWS_ENDPOINT_URL) to run';
+
+/** Put or get a JSON object in the test bucket with boto3 (the adapter's own S3 client). */
+function s3(operation, key, value) {
+  const code = `
+import json, sys, boto3
+operation, bucket, key = sys.argv[1:4]
+client = boto3.client("s3")
+if operation == "put":
+    client.put_object(Bucket=bucket, Key=key, Body=sys.stdin.read().encode())
+else:
+    print(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+`;
+  const out = execFileSync(repoPython(), ['-c', code, operation, BUCKET, key], {
+    input: value === undefined ? '' : JSON.stringify(value), encoding: 'utf8', maxBuffer: 1 << 26,
+  });
+  return operation === 'get' ? JSON.parse(out) : undefined;
+}
+
+function remoteMessage(key, targetPath = '$') {
+  return { cumulus_meta: { execution_name: 'remote-exec' }, replace: { Bucket: BUCKET, Key: key, TargetPath: targetPath } };
+}
+
+test('a message stored in S3 is loaded identically', { skip: s3Skip }, async () => {
+  s3('put', 'compat/full.json', message({ payload: { granules: granules(50) } }));
+  const result = sameResult(await both((event) => event.input, remoteMessage('compat/full.json')));
+  assert.equal(result.payload.granules.length, 50);
+  assert.equal(result.replace, undefined);
+});
+
+test('a payload stored in S3 is loaded identically', { skip: s3Skip }, async () => {
+  s3('put', 'compat/payload.json', { granules: granules(5) });
+  const incoming = { ...message(), payload: {}, replace: { Bucket: BUCKET, Key: 'compat/payload.json', TargetPath: '$.payload' } };
+  const result = sameResult(await both((event) => event.input, incoming));
+  assert.equal(result.payload.granules.length, 5);
+});
+
+test('a WorkflowError on a stored message returns the incoming pointer', { skip: s3Skip }, async () => {
+  s3('put', 'compat/workflow.json', message());
+  const task = () => {
+    const error = new Error('skip');
+    error.name = 'SkipWorkflowError';
+    throw error;
+  };
+  const result = sameResult(await both(task, remoteMessage('compat/workflow.json')));
+  assert.deepEqual(result.replace, remoteMessage('compat/workflow.json').replace);
+  assert.equal(result.exception, 'SkipWorkflowError');
+});
+
+test('ReplaceConfig offloads the same message to S3', { skip: s3Skip }, async () => {
+  const incoming = {
+    cma: {
+      event: message({ cumulus_meta: { ...message().cumulus_meta, system_bucket: BUCKET }, task_config: undefined }),
+      task_config: { stack: '{$.meta.stack}' },
+      ReplaceConfig: { FullMessage: true },
+    },
+  };
+  const { theirs, mine } = await both((event) => ({ stack: event.config.stack, input: event.input }), incoming);
+  assert.equal(theirs.error, undefined, theirs.error && theirs.error.stack);
+  assert.equal(mine.error, undefined, mine.error && mine.error.stack);
+  const stored = (result) => {
+    assert.equal(result.replace.Bucket, BUCKET);
+    assert.match(result.replace.Key, /^events\/[0-9a-f-]{36}$/);
+    return s3('get', result.replace.Key);
+  };
+  assert.deepEqual(stored(mine.result), stored(theirs.result));
+  const masked = (result) => ({ ...result, replace: { ...result.replace, Key: 'events/…' } });
+  assert.deepEqual(masked(mine.result), masked(theirs.result));
+  assert.deepEqual(stored(mine.result).payload.stack, 'compat-stack');
+});
+
+test('a missing stored message is the same adapter error', { skip: s3Skip }, async () => {
+  sameError(await both((event) => event.input, remoteMessage('compat/does-not-exist.json')), (theirs, mine) => {
+    assert.equal(mine.name, 'CumulusMessageAdapterExecutionError');
+    assert.equal(mine.message, theirs.message);
+    assert.match(mine.message, /RemoteStoreError/);
   });
 });
 
