@@ -136,8 +136,10 @@ export class MessageAdapter {
   request(
     command: 'loadAndUpdateRemoteEvent' | 'loadNestedEvent' | 'createNextEvent' | string,
     body: string,
-    options?: { deadlineAt?: number }
+    options?: { deadlineAt?: number; raw?: boolean }
   ): Promise<any>;
+  /** Start the sidecar now if none is running. */
+  start(): this;
   /** Let the sidecar finish, then exit; a later command starts a new one. */
   close(): Promise<void>;
   /** Stop the sidecar now. */
@@ -148,6 +150,8 @@ export class MessageAdapter {
 export function getAdapter(): MessageAdapter;
 /** Give the shared adapter new options; the old sidecar exits once idle. */
 export function configure(options?: MessageAdapterOptions): MessageAdapter;
+/** Start the shared sidecar now (e.g. at module load), so the first invocation does not wait. */
+export function prewarm(): MessageAdapter;
 /** Stop the shared sidecar. */
 export function close(): Promise<void>;
 

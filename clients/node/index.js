@@ -27,6 +27,14 @@ function configure(options = {}) {
   return sharedAdapter;
 }
 
+/**
+ * Start the shared sidecar now, for example at module load in a Lambda handler file, so the
+ * first invocation does not wait for it to start.
+ */
+function prewarm() {
+  return getAdapter().start();
+}
+
 /** Stop the shared sidecar (it would otherwise exit with this process). */
 function close() {
   return sharedAdapter ? sharedAdapter.close() : Promise.resolve();
@@ -50,5 +58,6 @@ module.exports = {
   generateCMASpawnArguments,
   getAdapter,
   getMessageGranules: message.getMessageGranules,
+  prewarm,
   runCumulusTask,
 };

@@ -322,6 +322,21 @@ class MessageAdapter {
   }
 
   /**
+   * Start the sidecar now if none is running (e.g. during a Lambda's init phase, so the first
+   * invocation does not wait for it). A failure to start shows at the next command.
+   */
+  start() {
+    if (!this.current && !this.queue.length) {
+      try {
+        this._sidecarFor();
+      } catch (error) {
+        // reported by the next command, which tries again
+      }
+    }
+    return this;
+  }
+
+  /**
    * Let the sidecar finish what it was sent, then exit. Resolves when it has exited. A later
    * command starts a new one.
    */

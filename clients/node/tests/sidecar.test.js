@@ -33,6 +33,20 @@ test('one sidecar serves every invocation', async () => {
   }
 });
 
+test('start() spawns the sidecar ahead of the first invocation, which then reuses it', async () => {
+  const adapter = new MessageAdapter({ command: devAdapterCommand() }).start();
+  try {
+    const { pid } = adapter;
+    assert.ok(pid);
+    adapter.start();
+    await adapter.runCumulusTask(identity, message(), lambdaContext());
+    assert.equal(adapter.pid, pid);
+    assert.equal(adapter.spawned, 1);
+  } finally {
+    await adapter.close();
+  }
+});
+
 test('concurrent invocations are serialized on one sidecar and each gets its own answer', async () => {
   const adapter = new MessageAdapter({ command: devAdapterCommand() });
   try {

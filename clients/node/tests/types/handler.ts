@@ -5,6 +5,7 @@ import {
   configure,
   close,
   getAdapter,
+  prewarm,
   CumulusMessageAdapterExecutionError,
   MessageAdapter,
   NestedEvent,
@@ -38,6 +39,8 @@ export async function withSchemas(event: CumulusMessage, context: Context) {
     throw error;
   }
 }
+
+prewarm();
 
 export async function explicit(): Promise<void> {
   configure({ command: ['python3', '/opt/cumulus-message-adapter'], deadlineMarginMs: 250 });
