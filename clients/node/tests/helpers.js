@@ -80,31 +80,25 @@ function fakeAdapterCommand(...modes) {
   return [process.execPath, FAKE_ADAPTER, ...modes];
 }
 
-function isBundleAvailable() {
-  const cli = path.join(REPO, '.venv', 'bin', 'cumulus-message-adapter');
-  if (!fs.existsSync(cli)) return false;
-  try {
-    return execFileSync(cli, ['--help'], { encoding: 'utf8' }).includes('bundle');
-  } catch (error) {
-    return false;
-  }
-}
-
 /**
  * The adapter directory for the compatibility tests: CMA_TEST_BUNDLE_DIR when set (an
- * existing `cumulus-message-adapter bundle` output), else a bundle built once here without
- * the PyInstaller executable, else (no bundle command in this checkout) the dev directory.
+ * existing `cumulus-message-adapter bundle` output, e.g. one with cma_bin/cma), else a bundle
+ * of this checkout built here once, without the slow PyInstaller executable.
  */
-function bundleDir(log = () => {}) {
+function bundleDir() {
   if (process.env.CMA_TEST_BUNDLE_DIR) {
     return { dir: process.env.CMA_TEST_BUNDLE_DIR, kind: 'given bundle' };
   }
-  if (!isBundleAvailable()) return { dir: devAdapterDir(), kind: 'checkout adapter' };
   const out = path.join(tempDir('cma-node-bundle-'), 'cumulus-message-adapter');
-  const cli = path.join(REPO, '.venv', 'bin', 'cumulus-message-adapter');
-  log(`building the bundle in ${out}`);
-  execFileSync(cli, ['bundle', out, '--no-exe'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return { dir: out, kind: 'bundle' };
+  const env = { ...process.env, PYTHONPATH: [REPO, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
+  try {
+    execFileSync(repoPython(), ['-m', 'message_adapter', 'bundle', out, '--no-exe'], {
+      cwd: REPO, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    throw new Error(`building the bundle failed: ${error.message}\n${error.stdout}\n${error.stderr}`);
+  }
+  return { dir: out, kind: 'bundle of this checkout, built without cma_bin' };
 }
 
 /** A Lambda-like context. */
