@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import PYTHON, Run, get_json, stream_input
 
 from message_adapter import bundle
 from message_adapter.bundle import (
@@ -30,6 +31,8 @@ from message_adapter.bundle import (
 )
 from message_adapter.cli_tools import cli
 
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 KEPT = {"s3", "stepfunctions", "sts", "sso", "sso-oidc"}
 NESTED = {
@@ -37,6 +40,31 @@ NESTED = {
               "payload": {"granules": [{"granuleId": "g1"}]}}
 }
 NESTED_ANSWER = {"input": {"granules": [{"granuleId": "g1"}]}, "config": {"name": "MOD09GQ"}}
+
+
+@dataclass
+class Run:
+    """A finished adapter process."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    def answers(self) -> list[Any]:
+        """The JSON answers of a stream run, in order."""
+        frames = self.stdout.split(b"\n<EOC>\n")
+        assert frames[-1] == b"", f"output does not end with <EOC>: {self.stdout[-200:]!r}"
+        return [json.loads(frame) for frame in frames[:-1]]
+
+
+def stream_input(*frames: tuple[str, Any]) -> bytes:
+    """Stream protocol input: one frame per ``(command, request)``, then ``<EXIT>``."""
+    parts = [f"{command}\n{json.dumps(request)}\n<EOC>\n" for command, request in frames]
+    return "".join(parts).encode() + b"<EXIT>\n"
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def _has_pyinstaller() -> bool:
@@ -208,8 +236,6 @@ def test_bundle_has_no_console_scripts_bound_to_the_build_machine(out: Path) -> 
 
 @pytest.mark.e2e
 def test_manifest_records_python_version_and_executable(built: BundleReport) -> None:
-    import sys
-
     manifest = json.loads((built.out / MANIFEST).read_text())
     assert manifest["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert manifest["executable"] == (None if built.executable is None else "cma_bin/cma")
@@ -323,10 +349,6 @@ def test_zip_inside_the_bundle_is_refused_before_building(tmp_path: Path) -> Non
 
 
 def _client() -> Any:
-    import sys
-
-    from conftest import REPO
-
     sys.path.insert(0, str(REPO / "clients" / "python"))
     import run_cumulus_task
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import PYTHON, REPO, get_json
 
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "clients" / "python"))
 
 import run_cumulus_task as client  # noqa: E402
@@ -286,7 +287,8 @@ def test_offloaded_message_is_loaded_back_by_the_next_task(
     msg = message(ReplaceConfig={"FullMessage": True})
     msg["cumulus_meta"]["system_bucket"] = bucket
     offloaded = run_cumulus_task(lambda event, context: {"big": list(range(100))}, msg)
-    stored = get_json(s3, bucket, offloaded["replace"]["Key"])
+    stored_object = s3.get_object(Bucket=bucket, Key=offloaded["replace"]["Key"])
+    stored = json.loads(stored_object["Body"].read())
     assert stored["payload"] == {"big": list(range(100))}
     seen = []
     run_cumulus_task(lambda event, context: seen.append(event["input"]), offloaded)
