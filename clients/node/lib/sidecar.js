@@ -11,6 +11,43 @@ const { adapterEnvironment } = require('./command');
 const TERMINATOR = '\n<EOC>\n';
 const KILL_GRACE_MS = 500;
 
+/**
+ * Splits the adapter's stdout into answers. An answer is one line of JSON (or `<ERROR>` and
+ * one line of JSON) then a line `<EOC>`; a JSON line never holds a raw newline, so the first
+ * "\n<EOC>\n" ends the frame. Chunks may split anything, the terminator included.
+ */
+class FrameReader {
+  constructor() {
+    this.parts = [];
+    this.tail = ''; // the last characters received, to find a terminator split over chunks
+  }
+
+  /** Add a chunk of text; returns the frames it completes (their text, without `<EOC>`). */
+  push(chunk) {
+    const probe = this.tail + chunk;
+    let end = probe.indexOf(TERMINATOR);
+    if (end === -1) {
+      this.parts.push(chunk);
+      this.tail = probe.slice(-(TERMINATOR.length - 1));
+      return [];
+    }
+    const before = this.parts.join('');
+    const all = before + chunk;
+    end += before.length - this.tail.length;
+    const frames = [];
+    let start = 0;
+    while (end !== -1) {
+      frames.push(all.slice(start, end));
+      start = end + TERMINATOR.length;
+      end = all.indexOf(TERMINATOR, start);
+    }
+    const rest = all.slice(start);
+    this.parts = rest ? [rest] : [];
+    this.tail = rest.slice(-(TERMINATOR.length - 1));
+    return frames;
+  }
+}
+
 // Every sidecar still running, so none outlives this process.
 const running = new Set();
 let exitHookInstalled = false;
@@ -33,8 +70,7 @@ class Sidecar {
     this.spec = spec;
     this.events = events;
     this.gone = false;
-    this.parts = [];
-    this.tail = '';
+    this.frames = new FrameReader();
     this.argv = [spec.file, ...spec.args, 'stream', '--structured-errors'];
     installExitHook();
     const child = spawn(this.argv[0], this.argv.slice(1), {
@@ -72,34 +108,7 @@ class Sidecar {
   }
 
   _read(chunk) {
-    // An answer is one line of JSON (or `<ERROR>` and one line of JSON) then `<EOC>`; a
-    // JSON line never holds a raw newline, so the first "\n<EOC>\n" ends the frame.
-    const probe = this.tail + chunk;
-    let end = probe.indexOf(TERMINATOR);
-    if (end === -1) {
-      this.parts.push(chunk);
-      this.tail = probe.slice(-(TERMINATOR.length - 1));
-      return;
-    }
-    // Offset of the frame's end in the text received so far.
-    const before = this.parts.length ? this.parts.join('') : '';
-    const all = before + chunk;
-    end = before.length - this.tail.length + end;
-    this.parts = [];
-    this.tail = '';
-    let rest = all.slice(end + TERMINATOR.length);
-    this.events.answer(this, all.slice(0, end));
-    // More than one frame in a chunk only happens if the adapter answers unasked.
-    while (rest) {
-      const next = rest.indexOf(TERMINATOR);
-      if (next === -1) {
-        this.parts.push(rest);
-        this.tail = rest.slice(-(TERMINATOR.length - 1));
-        return;
-      }
-      this.events.answer(this, rest.slice(0, next));
-      rest = rest.slice(next + TERMINATOR.length);
-    }
+    for (const frame of this.frames.push(chunk)) this.events.answer(this, frame);
   }
 
   _gone(info) {
@@ -139,4 +148,4 @@ class Sidecar {
   }
 }
 
-module.exports = { Sidecar, running };
+module.exports = { FrameReader, Sidecar, running };

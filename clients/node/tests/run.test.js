@@ -189,3 +189,28 @@ test('a context without getRemainingTimeInMillis works (no deadline)', async () 
   const next = await cma.runCumulusTask((event) => event.input, message(), { functionName: 'local' });
   assert.deepEqual(next.payload, { granules: [{ granuleId: 'g-1' }] });
 });
+
+test('multi-byte text split over many pipe chunks and lone surrogates survive the round trip', async () => {
+  const text = '\u00e9\u2603\ud83d\ude00'.repeat(60000); // ~540 KB of 2-, 3- and 4-byte UTF-8
+  const odd = 'lone \ud800 and \udfff surrogates';
+  const next = await cma.runCumulusTask(
+    (event) => ({ text: event.input.text, odd: event.input.odd, copy: `${event.input.odd}!` }),
+    message({ payload: { text, odd } }),
+    lambdaContext(),
+  );
+  assert.equal(next.payload.text, text);
+  assert.equal(next.payload.odd, odd);
+  assert.equal(next.payload.copy, `${odd}!`);
+});
+
+test('concurrent invocations through the shared adapter keep their own results', async () => {
+  const runs = Array.from({ length: 10 }, (_, i) => cma.runCumulusTask(
+    async (event) => {
+      await new Promise((resolve) => setTimeout(resolve, 10 - i));
+      return { i: event.input.i, collection: event.config.collection };
+    },
+    message({ payload: { i } }),
+    lambdaContext(),
+  ));
+  (await Promise.all(runs)).forEach((next, i) => assert.deepEqual(next.payload, { i, collection: 'MOD09GQ' }));
+});
