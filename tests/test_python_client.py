@@ -382,6 +382,36 @@ def test_missing_adapter_dir_is_a_clear_error(tmp_path: Path) -> None:
         adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(tmp_path / "missing")})
 
 
+def test_directory_without_manifest_runs_as_the_historic_adapter(tmp_path: Path) -> None:
+    root = tmp_path / "historic"
+    root.mkdir()
+    (root / "__main__.py").write_text("")
+    command = adapter_command({"CUMULUS_MESSAGE_ADAPTER_DIR": str(root)})
+    assert command == [sys.executable, str(root), "stream"]
+
+
+@pytest.fixture
+def historic_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory shaped like the historic adapter (no manifest, no structured errors)."""
+    root = tmp_path / "historic"
+    root.mkdir()
+    (root / "__main__.py").write_text("from message_adapter.cli import main\nmain()\n")
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(root))
+    return root
+
+
+def test_historic_adapter_runs_tasks(historic_dir: Path) -> None:
+    assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
+
+
+def test_historic_adapter_error_is_raised_with_its_stderr_and_recovered_from(
+    historic_dir: Path
+) -> None:
+    with pytest.raises(AdapterProcessError, match="task_config must be a JSON object"):
+        run_cumulus_task(echo, message(task_config=[1]))
+    assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
+
+
 def test_without_adapter_dir_the_console_script_is_used() -> None:
     command = adapter_command({})
     assert Path(command[0]).name == "cumulus-message-adapter"

@@ -10,6 +10,8 @@ Which adapter is started (``adapter_command``):
 1. ``CUMULUS_MESSAGE_ADAPTER_DIR`` set (a bundle, e.g. a Lambda layer at ``/opt``):
    ``python -I -S DIR stream`` with this interpreter when the bundle was built for this
    Python version (its ``cma-bundle.json`` says which), else ``DIR/cma_bin/cma stream``.
+   A directory without ``cma-bundle.json`` is the historic adapter: ``python DIR stream``
+   (or its ``cma_bin/cma``), without structured errors.
 2. Else the ``cumulus-message-adapter`` console script beside this interpreter or on PATH.
 3. Else ``python -m message_adapter`` when the package is importable here.
 """
@@ -113,21 +115,21 @@ def adapter_command(environ: os._Environ | dict | None = None) -> list[str]:
 @lru_cache(maxsize=8)
 def _bundle_command(directory: str, python: str) -> tuple[str, ...]:
     root = Path(directory)
-    built_for = None
-    manifest = root / "cma-bundle.json"
-    if manifest.is_file():
-        try:
-            built_for = json.loads(manifest.read_text()).get("python")
-        except (OSError, ValueError, AttributeError):
-            built_for = None
+    manifest = _manifest(root)
+    # Without cma-bundle.json this is the historic adapter: it knows no --structured-errors
+    # (its errors end the process, raised as AdapterProcessError) and may rely on the
+    # runtime's site-packages.
+    ours = manifest is not None
+    args = STREAM_ARGS if ours else ("stream",)
+    built_for = manifest.get("python") if ours else None
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if (root / "__main__.py").is_file() and built_for in (None, here):
         # -I -S: the bundle is self-contained; nothing from this interpreter's site-packages
         # or PYTHON* variables may shadow what it vendors.
-        return (python, "-I", "-S", str(root), *STREAM_ARGS)
+        return (python, *(("-I", "-S") if ours else ()), str(root), *args)
     executable = root / "cma_bin" / "cma"
     if os.access(executable, os.X_OK):
-        return (str(executable), *STREAM_ARGS)
+        return (str(executable), *args)
     if not root.is_dir():
         problem = "does not exist"
     elif built_for not in (None, here):
@@ -140,6 +142,14 @@ def _bundle_command(directory: str, python: str) -> tuple[str, ...]:
         "by `cumulus-message-adapter bundle`",
         "AdapterNotFound",
     )
+
+
+def _manifest(root: Path) -> dict | None:
+    try:
+        manifest = json.loads((root / "cma-bundle.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 # ---- the sidecar ----------------------------------------------------------------------------
