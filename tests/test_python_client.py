@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -475,6 +476,25 @@ def test_sidecar_that_dies_reports_its_exit_status_and_stderr() -> None:
     with pytest.raises(AdapterProcessError, match="exit status 3.*no such adapter") as raised:
         sidecar.call("loadNestedEvent", b'{"event":{}}')
     assert raised.value.command == "loadNestedEvent"
+
+
+def test_sidecar_interrupted_mid_command_is_not_reused(sidecar_mode: None) -> None:
+    run_cumulus_task(echo, message())
+    sidecar = get_sidecar()
+    pid = sidecar.pid
+
+    class Interrupt(BaseException):
+        pass
+
+    def interrupted(*args: Any) -> bytes:
+        raise Interrupt
+
+    real_stdout = sidecar._process.stdout
+    sidecar._process.stdout = SimpleNamespace(readline=interrupted, close=real_stdout.close)
+    with pytest.raises(Interrupt):
+        run_cumulus_task(echo, message())
+    assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
+    assert get_sidecar().pid not in (None, pid)
 
 
 def test_sidecar_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:

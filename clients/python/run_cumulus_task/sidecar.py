@@ -184,18 +184,23 @@ class Sidecar:
                 process.stdin.write(command.encode() + b"\n" + request + b"\n<EOC>\n")
                 process.stdin.flush()
                 line = process.stdout.readline()
-                if line.rstrip(b"\r\n") == b"<ERROR>":
-                    detail = process.stdout.readline()
-                    end = process.stdout.readline()
-                    if end.strip() == b"<EOC>":
-                        raise self._frame_error(detail, command)
-                else:
-                    end = process.stdout.readline()
-                    if end.strip() == b"<EOC>":
-                        return line
+                failed = line.rstrip(b"\r\n") == b"<ERROR>"
+                if failed:
+                    line = process.stdout.readline()
+                end = process.stdout.readline()
             except OSError:
-                pass  # a broken pipe: the child is gone; explained below
-            raise self._died(command)
+                end = b""  # a broken pipe: the child is gone; explained below
+            except BaseException:
+                # Interrupted mid-frame: the stream is out of step, the child cannot be reused.
+                self._process = None
+                process.kill()
+                self._reap(process)
+                raise
+            if end.strip() != b"<EOC>":
+                raise self._died(command)
+            if failed:
+                raise self._frame_error(line, command)
+            return line
 
     def close(self) -> None:
         """End the child: ``<EXIT>``, then SIGTERM, then SIGKILL if it lingers."""
