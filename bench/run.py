@@ -166,7 +166,8 @@ def render(
         f"- floor: `{driver.describe_argv(floor)}`",
         f"- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode_name} mode, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
-        + ("not pinned" if cpu is None else f"driver and sidecars pinned to CPU {cpu}"),
+        + ("not pinned" if cpu is None else f"driver and sidecars pinned to CPU {cpu}")
+        + f", load average {os.getloadavg()[0]:.1f} at the end",
         *_environment_notes(),
         "",
         "| metric | ours | floor | ratio | target | met | n |",
