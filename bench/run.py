@@ -9,6 +9,7 @@ import argparse
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -139,9 +140,23 @@ def pin(choice: str) -> int | None:
     return cpu
 
 
+def _code_version() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(BENCH.parent), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--",
+                                                      "message_adapter") else "")
+
+
 def _environment_notes() -> list[str]:
     """Settings inherited by the sidecars that change what is measured."""
-    notes = []
+    notes = [f"- code: {_code_version()}"]
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         notes.append(
             "- PYTHONDONTWRITEBYTECODE is set: Python sidecars without cached bytecode "
