@@ -9,32 +9,32 @@ export interface CumulusMessage {
     asyncOperationId?: string;
     state_machine?: string;
     system_bucket?: string;
-    [key: string]: unknown;
+    [key: string]: any;
   };
   meta?: {
     stack?: string;
     input_granules?: Array<{ granuleId: string; [key: string]: unknown }>;
-    [key: string]: unknown;
+    [key: string]: any;
   };
   payload?: unknown;
   exception?: unknown;
   task_config?: Record<string, unknown>;
-  replace?: { Bucket: string; Key: string; TargetPath: string };
-  [key: string]: unknown;
+  replace?: { Bucket: string; Key: string; TargetPath?: string };
+  [key: string]: any;
 }
 
 /** A message whose body is stored in S3 (`replace`), as a previous step left it. */
 export interface CumulusRemoteMessage {
   cumulus_meta?: Record<string, unknown>;
-  replace: { Bucket: string; Key: string; TargetPath: string };
-  [key: string]: unknown;
+  replace: { Bucket: string; Key: string; TargetPath?: string };
+  [key: string]: any;
 }
 
 /** A message wrapped by Step Functions parameters: `{cma: {event, task_config, ...}}`. */
 export interface CMAMessage {
-  cma: { event?: object; [key: string]: unknown };
-  replace?: { Bucket: string; Key: string; TargetPath: string };
-  [key: string]: unknown;
+  cma?: { event?: object; [key: string]: any };
+  replace?: { Bucket: string; Key: string; TargetPath?: string };
+  [key: string]: any;
 }
 
 /** What the task function receives: the answer of loadNestedEvent. */
@@ -44,13 +44,13 @@ export interface NestedEvent<Input = any, Config = any> {
   messageConfig?: {
     input?: unknown;
     outputs?: Array<{ source: string; destination: string }>;
-    [key: string]: unknown;
+    [key: string]: any;
   };
   cumulus_config?: {
     state_machine?: string;
     execution_name?: string;
     cumulus_context?: unknown;
-    [key: string]: unknown;
+    [key: string]: any;
   };
 }
 
@@ -93,6 +93,13 @@ export function runCumulusTask<Input = any, Config = any, Output = unknown>(
   context: LambdaContext,
   schemas?: SchemaLocations | string | null
 ): Promise<CumulusMessage | CumulusRemoteMessage>;
+/** The published client's signature: any function, whatever its parameter types. */
+export function runCumulusTask(
+  TaskFunction: Function,
+  cumulusMessage: CumulusMessage | CumulusRemoteMessage | CMAMessage,
+  context: LambdaContext,
+  schemas?: SchemaLocations | string | null
+): Promise<CumulusMessage | CumulusRemoteMessage>;
 
 /** Thrown when the adapter fails; `message` is what it wrote on stderr. */
 export class CumulusMessageAdapterExecutionError extends Error {
@@ -128,6 +135,12 @@ export class MessageAdapter {
   readonly spawned: number;
   runCumulusTask<Input = any, Config = any, Output = unknown>(
     TaskFunction: TaskFunction<Input, Config, Output>,
+    cumulusMessage: CumulusMessage | CumulusRemoteMessage | CMAMessage,
+    context: LambdaContext,
+    schemas?: SchemaLocations | string | null
+  ): Promise<CumulusMessage | CumulusRemoteMessage>;
+  runCumulusTask(
+    TaskFunction: Function,
     cumulusMessage: CumulusMessage | CumulusRemoteMessage | CMAMessage,
     context: LambdaContext,
     schemas?: SchemaLocations | string | null

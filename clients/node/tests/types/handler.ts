@@ -1,5 +1,6 @@
 // Compiled (not run) by types.test.js: the declarations accept a typical task handler.
 import type { Context } from 'aws-lambda';
+import type { CumulusMessage as PublishedMessage, CumulusRemoteMessage, CMAMessage as PublishedCMAMessage } from '@cumulus/types/message';
 import {
   runCumulusTask,
   configure,
@@ -59,4 +60,14 @@ export async function misuse(event: CumulusMessage, context: Context) {
   await runCumulusTask(moveGranules, event, context, 42);
   // @ts-expect-error the command is an argv array or a path
   configure({ command: 3 });
+}
+
+// Drop-in: code typed for the published client compiles unchanged.
+interface StrictEvent { input: { granules: string[] }; config: { bucket: string }; cumulus_config: { state_machine: string } }
+const strictTask = (event: StrictEvent, context: Context) => event.input.granules.length + context.getRemainingTimeInMillis();
+const untypedTask: Function = () => 1;
+
+export async function publishedTypes(event: PublishedMessage | CumulusRemoteMessage | PublishedCMAMessage, context: Context) {
+  await runCumulusTask(strictTask, event, context);
+  return runCumulusTask(untypedTask, event, context, null);
 }
