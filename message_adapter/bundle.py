@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import py_compile
 import re
 import shutil
 import subprocess
@@ -135,8 +136,7 @@ def build_bundle(
     (out / "__main__.py").write_text(MAIN_PY)
     trim_botocore(out)
     shutil.rmtree(out / "bin", ignore_errors=True)  # console scripts bound to this machine
-    compileall.compile_dir(out / "message_adapter", quiet=1)
-    compileall.compile_file(out / "__main__.py", quiet=1)
+    compile_bytecode(out)
     exe = None
     if executable:
         log("building cma_bin/cma with PyInstaller (about a minute)")
@@ -159,6 +159,20 @@ def build_bundle(
         error.report = report
         raise
     return report
+
+
+def compile_bytecode(out: Path) -> None:
+    """Compile every module to hash-based bytecode that is never checked against its source.
+
+    Zip archives keep times to 2 seconds, so timestamp-checked bytecode from a layer would
+    often look stale, and Lambda (whose /opt is read-only) would recompile those modules at
+    every cold start. A bundle is a build artifact: its sources do not change. (The
+    top-level ``__main__.py`` is compiled too, though Python runs it from source.)
+    """
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    skip = re.compile(re.escape(os.sep + EXECUTABLE.parent.name + os.sep))
+    # A vendored file that does not compile (test data, templates) just stays source-only.
+    compileall.compile_dir(out, quiet=2, force=True, rx=skip, invalidation_mode=mode)
 
 
 def check_lambda_limits(

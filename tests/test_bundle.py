@@ -230,6 +230,19 @@ def test_vendored_botocore_keeps_only_needed_services(built: BundleReport) -> No
 
 
 @pytest.mark.e2e
+def test_bytecode_is_never_checked_against_source_times(out: Path) -> None:
+    # Zip keeps times to 2 s: timestamp-checked bytecode would look stale in a layer.
+    import importlib.util
+
+    for source in (out / "message_adapter").glob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        assert int.from_bytes(cached.read_bytes()[4:8], "little") == 1, cached  # unchecked
+    pycs = [path for path in out.rglob("*.pyc") if "cma_bin" not in path.parts]
+    assert pycs
+    assert all(int.from_bytes(path.read_bytes()[4:8], "little") == 1 for path in pycs)
+
+
+@pytest.mark.e2e
 def test_bundle_has_no_console_scripts_bound_to_the_build_machine(out: Path) -> None:
     assert not (out / "bin").exists()
 
