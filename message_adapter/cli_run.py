@@ -182,7 +182,7 @@ def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
     from message_adapter.commands import Adapter
     from message_adapter.runner import run_message
     from message_adapter.task import ExecTask, TaskContext
-    from message_adapter.worker import ActivityWorker, activity_name, make_sfn_client
+    from message_adapter.worker import ActivityWorker, activity_name, make_sfn_clients
 
     (task_spec,) = _split_args(args, exec_command, ["TASK"])
     task = _load_task(task_spec, exec_command)
@@ -193,8 +193,9 @@ def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
     def handle(message: Any) -> Any:
         return run_message(adapter, task, message, context, schema_map)
 
+    poller, answerer = make_sfn_clients(concurrency)
     worker = ActivityWorker(
-        make_sfn_client(concurrency), activity_arn, handle,
+        answerer, activity_arn, handle, poller=poller,
         worker_name=worker_name, concurrency=concurrency, heartbeat=heartbeat, grace=grace,
         on_deadline=task.kill_all if isinstance(task, ExecTask) else None,
     )

@@ -120,10 +120,12 @@ class ActivityWorker:
         log: TextIO | None = None,
         answer_attempts: int = 8,
         sleep: Callable[[float], None] | None = None,
+        poller: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.sfn = sfn
+        self.poller = poller or sfn
         self.activity_arn = activity_arn
         self.activity = activity_name(activity_arn)
         self.handle = handle
@@ -193,7 +195,7 @@ class ActivityWorker:
             with self._lock:
                 self._polling += 1
             try:
-                response = self.sfn.get_activity_task(
+                response = self.poller.get_activity_task(
                     activityArn=self.activity_arn, workerName=self.worker_name)
             except Exception as error:  # noqa: BLE001 - every poll error is logged and handled
                 with self._lock:
@@ -331,15 +333,24 @@ class ActivityWorker:
         stream.flush()
 
 
-def make_sfn_client(concurrency: int) -> Any:
-    """A Step Functions client from the standard AWS settings, sized for ``concurrency``
-    long polls (GetActivityTask holds a request up to 60 s) plus heartbeats and answers."""
+def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:
+    """``(poller, answerer)``: Step Functions clients from the standard AWS settings.
+
+    The poller never retries inside botocore: a retried GetActivityTask could hide a
+    task delivered on a connection that then broke, so every poll error reaches the
+    worker, which logs it and backs off. Its read timeout outlasts the 60 s long poll.
+    The answerer (answers, heartbeats) retries throttling and transient errors itself.
+    """
     import boto3
     from botocore.config import Config
 
-    return boto3.client("stepfunctions", config=Config(
-        read_timeout=70,
-        connect_timeout=10,
-        max_pool_connections=2 * concurrency + 4,
+    session = boto3.session.Session()
+    poller = session.client("stepfunctions", config=Config(
+        read_timeout=70, connect_timeout=10, max_pool_connections=concurrency + 2,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    ))
+    answerer = session.client("stepfunctions", config=Config(
+        connect_timeout=10, read_timeout=30, max_pool_connections=concurrency + 4,
         retries={"mode": "standard", "max_attempts": 5},
     ))
+    return poller, answerer
