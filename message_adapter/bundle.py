@@ -139,7 +139,7 @@ def build_bundle(
     compile_bytecode(out)
     exe = None
     if executable:
-        log("building cma_bin/cma with PyInstaller (about a minute)")
+        log("building cma_bin/cma with PyInstaller (under a minute)")
         exe = build_executable(out)
     glibc = required_glibc(out / EXECUTABLE.parent) if exe is not None else None
     write_manifest(out, exe is not None, glibc)
