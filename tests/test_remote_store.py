@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import (
+from tests.conftest import (
     DEAD_ENDPOINT,
     FlakyProxy,
     MotoServer,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import get_json, keys_in, put_json, run_adapter, stream_input
+from tests.conftest import get_json, keys_in, put_json, run_adapter, stream_input
 
 from message_adapter.commands import Adapter
 from message_adapter.errors import MessageError, RemoteStoreError

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from tests.e2e.conftest import (
     TASKS,
     activity_state,
     create_state_machine,
