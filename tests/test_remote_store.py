@@ -10,6 +10,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
+from message_adapter.errors import RemoteStoreError
+from message_adapter.jsonio import dumps as _json
+from message_adapter.remote_store import S3Store, make_s3_client
 from tests.conftest import (
     DEAD_ENDPOINT,
     FlakyProxy,
@@ -20,10 +24,6 @@ from tests.conftest import (
     put_json,
     run_adapter,
 )
-
-from message_adapter.errors import RemoteStoreError
-from message_adapter.jsonio import dumps as _json
-from message_adapter.remote_store import S3Store, make_s3_client
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.conftest import get_json, keys_in, put_json, run_adapter, stream_input
 
 from message_adapter.commands import Adapter
 from message_adapter.errors import MessageError, RemoteStoreError
 from message_adapter.jsonio import dumps
 from message_adapter.message_adapter import MessageAdapter
+from tests.conftest import get_json, keys_in, put_json, run_adapter, stream_input
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

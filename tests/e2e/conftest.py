@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.e2e.localstack_server import CACHE, LocalStack, ensure_installed, find_python313
 
 REPO = Path(__file__).resolve().parents[2]
