@@ -273,6 +273,21 @@ def test_schema_failure_is_a_schema_validation_error_naming_the_command(
     assert raised.value.name == "ValidationError"
 
 
+def test_schema_failure_without_jsonschema_is_a_plain_schema_validation_error(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from run_cumulus_task import errors
+
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # import jsonschema now fails
+    errors._schema_error_type.cache_clear()
+    try:
+        error = errors.adapter_error("ValidationError", "output schema: bad", "createNextEvent")
+    finally:
+        errors._schema_error_type.cache_clear()
+    assert type(error) is SchemaValidationError
+    assert (str(error), error.command) == ("output schema: bad", "createNextEvent")
+
+
 def test_malformed_message_raises_message_adapter_error(mode: str) -> None:
     with pytest.raises(MessageAdapterError, match="task_config must be a JSON object") as raised:
         run_cumulus_task(echo, message(task_config=[1]))
