@@ -131,7 +131,7 @@ class LocalStack:
     def stop(self) -> None:
         """End the whole process group: politely, then for sure."""
         if self.process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
                 try:
                     os.killpg(self.process.pid, sig)
                 except ProcessLookupError:
