@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from message_adapter.commands import COMMANDS
 
 PROG = "cumulus-message-adapter"
+_PIPE_BUFFER = 1 << 20
 
 
 def describe(error: BaseException) -> dict:
@@ -72,9 +73,13 @@ def run_stream(structured_errors: bool = False, verbose: bool = False) -> NoRetu
     from message_adapter.protocol import serve
 
     _prepare_process()
+    # Our own 1 MiB buffers: a 17 MB request then takes a few dozen reads, not thousands,
+    # and an answer goes out in one write even when PYTHONUNBUFFERED is set.
+    stdin = open(0, "rb", buffering=_PIPE_BUFFER, closefd=False)  # noqa: SIM115
+    stdout = open(1, "wb", buffering=_PIPE_BUFFER, closefd=False)  # noqa: SIM115
     try:
-        serve(sys.stdin.buffer, sys.stdout.buffer, _runner(verbose), describe, structured_errors)
-        sys.stdout.buffer.flush()
+        serve(stdin, stdout, _runner(verbose), describe, structured_errors)
+        stdout.flush()
     except Exception as error:
         _fail("stream", error)
     os._exit(0)

@@ -6,7 +6,6 @@ JavaScript emits) and cannot encode them back, so those rare documents fall back
 standard library, which handles both.
 """
 
-import json
 from typing import Any
 
 import msgspec
@@ -20,6 +19,8 @@ def loads(data: bytes | str) -> Any:
     try:
         return _decode(data)
     except msgspec.DecodeError as fast_error:
+        import json
+
         try:
             return json.loads(data)
         except ValueError:
@@ -31,6 +32,8 @@ def dumps(value: Any) -> bytes:
     try:
         return _encode(value)
     except UnicodeEncodeError:
+        import json
+
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 

@@ -37,20 +37,20 @@ class _NeedsFullEvaluator(Exception):
 
 
 class CompiledPath:
-    """A parsed JSONPath; ``find`` returns every match with its location."""
+    """A parsed JSONPath; ``find`` returns every match with its location.
 
-    __slots__ = ("text", "_steps", "_parsed")
+    ``is_simple`` is true for ``$.a.b[0]``-style paths that name one place by keys and
+    indexes.
+    """
+
+    __slots__ = ("text", "_steps", "_parsed", "is_simple")
 
     def __init__(self, text: str, steps: list[Any] | None, parsed: Any) -> None:
         self.text = text
         self._steps = steps
         self._parsed = parsed
-
-    @property
-    def is_simple(self) -> bool:
-        """True for ``$.a.b[0]``-style paths that name one place by keys and indexes."""
-        return self._steps is not None and all(
-            step is not _WILDCARD and step is not _SLICE_ALL for step in self._steps
+        self.is_simple = steps is not None and all(
+            step is not _WILDCARD and step is not _SLICE_ALL for step in steps
         )
 
     @property
@@ -70,7 +70,7 @@ class CompiledPath:
 
     def first(self, document: Any, default: Any = None) -> Any:
         """The first matching value, or ``default`` when nothing matches."""
-        if self._steps is not None and self.is_simple:
+        if self.is_simple:
             value = document
             for step in self._steps:
                 if isinstance(step, str):

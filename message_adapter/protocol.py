@@ -40,7 +40,7 @@ def read_frame(stdin: BinaryIO) -> tuple[str, bytes] | None:
                 f"input ended inside a {command.decode(errors='replace')!r} frame: "
                 "every request must end with a line '<EOC>'"
             )
-        if line.strip() == END_OF_COMMAND:
+        if len(line) < 16 and line.strip() == END_OF_COMMAND:
             break
         parts.append(line)
     body = parts[0] if len(parts) == 1 else b"".join(parts)

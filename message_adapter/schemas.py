@@ -3,7 +3,10 @@
 A request's ``schemas`` maps ``input``/``config``/``output`` to schema files relative to
 ``LAMBDA_TASK_ROOT`` (else the working directory); an unmapped type uses
 ``schemas/<type>.json`` when that file exists. Each file is compiled once per process
-(recompiled if it changes), and jsonschema is imported only when a schema file exists.
+and jsonschema is imported only when a schema file exists. Which file applies is looked up
+once per process for each (task root, type, mapping): tasks do not gain or lose schema
+files while they run, and the lookup would otherwise cost a few file-system calls per
+message.
 Failures raise ``jsonschema.ValidationError`` (tasks catch that type) whose message names
 the schema type and the failing location.
 """
@@ -16,26 +19,30 @@ from message_adapter.errors import MessageError
 
 SCHEMA_TYPES = ("input", "config", "output")
 
-_compiled: dict[str, tuple[float, Any]] = {}
-_warned: set[str] = set()
+_compiled: dict[str, Any] = {}
+_located: dict[tuple[str, str, Any], str | None] = {}
 
 
 def schema_file(schemas: dict | None, schema_type: str) -> str | None:
     """The schema file that applies to ``schema_type``, or ``None`` when there is none."""
     root = os.environ.get("LAMBDA_TASK_ROOT", "")
     mapped = schemas.get(schema_type) if schemas else None
+    cache_key = (root, schema_type, mapped)
+    try:
+        return _located[cache_key]
+    except (KeyError, TypeError):
+        pass
     if mapped is not None and not isinstance(mapped, str):
         raise MessageError(f"schemas.{schema_type} must be a file path string, got {mapped!r}")
     path = os.path.join(root, mapped if mapped else f"schemas/{schema_type}.json")
-    if os.path.isfile(path):
-        return path
-    if mapped and path not in _warned:
-        _warned.add(path)
+    found = path if os.path.isfile(path) else None
+    _located[cache_key] = found
+    if found is None and mapped:
         sys.stderr.write(
             f"warning: {schema_type} schema {path!r} does not exist; {schema_type} is not "
             "validated (set LAMBDA_TASK_ROOT or fix the path in 'schemas')\n"
         )
-    return None
+    return found
 
 
 def validate(document: Any, schema_type: str, schemas: dict | None) -> None:
@@ -69,10 +76,9 @@ def _first_error(validator: Any, document: Any) -> Any:
 
 
 def _validator(path: str) -> Any:
-    modified = os.stat(path).st_mtime
     cached = _compiled.get(path)
-    if cached is not None and cached[0] == modified:
-        return cached[1]
+    if cached is not None:
+        return cached
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
@@ -87,5 +93,5 @@ def _validator(path: str) -> Any:
         message = getattr(error, "message", None) or str(error)
         raise MessageError(f"schema file {path} is not a valid JSON Schema: {message}") from None
     validator = cls(schema)
-    _compiled[path] = (modified, validator)
+    _compiled[path] = validator
     return validator

@@ -56,6 +56,9 @@ class _Array:
         return [value for value, _ in self.path.find(document)]
 
 
+_NO_MATCH = object()
+
+
 class _Inline:
     __slots__ = ("pieces",)
 
@@ -69,11 +72,10 @@ class _Inline:
                 out.append(piece)
                 continue
             written, path = piece
-            matches = path.find(document)
-            if not matches:
+            value = path.first(document, _NO_MATCH)
+            if value is _NO_MATCH:
                 out.append(written)
             else:
-                value = matches[0][0]
                 out.append(value if type(value) is str else dumps_text(value))
         return "".join(out)
 
