@@ -203,7 +203,7 @@ class ActivityWorker:
                 if error_code(error) in FATAL_POLL_CODES:
                     self._fatal = f"{error_code(error)}: {error}"
                     self._log("poll_failed", level="error", error=self._fatal, fatal=True)
-                    self.stop(now=True)
+                    self.stop()  # running tasks still get the grace period
                     return
                 self._log("poll_failed", level="warning", error=f"{type(error).__name__}: "
                           f"{error}", transient=is_transient(error))

@@ -212,7 +212,7 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
     beats = len(sfn.heartbeats)
     time.sleep(0.3)
     stop(worker, thread)
-    assert 3 <= beats <= 6 and set(sfn.heartbeats) == {"t1"}
+    assert 2 <= beats <= 6 and set(sfn.heartbeats) == {"t1"}
     assert len(sfn.heartbeats) == beats, "no heartbeat after the answer"
 
 
