@@ -239,7 +239,7 @@ class ActivityWorker:
                 answer = answer_for(result)
                 if result.workflow_error and answer.succeeded:
                     outcome, error = "workflow_error", result.workflow_error
-            except Exception as failure_error:  # noqa: BLE001 - a task error is an answer
+            except BaseException as failure_error:  # noqa: BLE001 - sys.exit() too is an answer
                 answer = answer_for_error(failure_error)
         if not answer.succeeded:
             outcome, error = "failed", answer.error

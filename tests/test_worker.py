@@ -180,6 +180,14 @@ def test_input_that_is_not_json_is_answered_with_a_failure() -> None:
     stop(worker, thread)
 
 
+def test_task_calling_sys_exit_is_answered_with_a_failure() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: sys.exit(3))
+    sfn.add("t1", {})
+    assert sfn.wait_answers(1) == [("failure", "t1", ("SystemExit", "3"))]
+    assert stop(worker, thread) == 0
+
+
 def test_every_task_is_answered_exactly_once() -> None:
     sfn = FakeStepFunctions()
     worker, thread, _ = start(sfn, lambda event, context: event["input"], concurrency=4)
@@ -243,6 +251,18 @@ def test_task_still_running_at_the_deadline_is_failed_once() -> None:
     release.set()
     time.sleep(0.2)
     assert len(sfn.answers) == 1, "the late finish must not answer again"
+
+
+def test_deadline_kills_task_commands() -> None:
+    sfn, killed = FakeStepFunctions(), threading.Event()
+    release, started = threading.Event(), threading.Event()
+    worker, thread, _ = start(sfn, lambda e, c: started.set() or release.wait(10), grace=0.1,
+                              on_deadline=killed.set)
+    sfn.add("t1", {})
+    started.wait(5)
+    stop(worker, thread)
+    release.set()
+    assert killed.is_set()
 
 
 def test_task_delivered_by_a_poll_in_flight_at_stop_is_run() -> None:
