@@ -55,12 +55,12 @@ def _runner(verbose: bool) -> Any:
 
     adapter = Adapter()
     if not verbose:
-        return adapter.run
+        return adapter.run_json
 
-    def run(command: str, request: Any) -> Any:
+    def run(command: str, body: bytes) -> Any:
         started = time.perf_counter()
         try:
-            return adapter.run(command, request)
+            return adapter.run_json(command, body)
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             sys.stderr.write(f"{PROG}: {command} took {elapsed:.2f} ms\n")
@@ -87,16 +87,11 @@ def run_stream(structured_errors: bool = False, verbose: bool = False) -> NoRetu
 
 def run_single(command: str, verbose: bool = False) -> NoReturn:
     """Read one request from stdin, write the answer to stdout."""
-    from message_adapter.jsonio import dumps, loads
+    from message_adapter.jsonio import dumps
 
     _prepare_process()
     try:
-        data = sys.stdin.buffer.read()
-        try:
-            request = loads(data)
-        except ValueError as error:
-            raise ValueError(f"stdin is not one JSON document ({error})") from None
-        answer = dumps(_runner(verbose)(command, request))
+        answer = dumps(_runner(verbose)(command, sys.stdin.buffer.read()))
         sys.stdout.buffer.write(answer + b"\n")
         sys.stdout.buffer.flush()
     except Exception as error:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from message_adapter import message_flow
-from message_adapter.errors import MessageError
+from message_adapter.errors import MessageError, ProtocolError
 from message_adapter.message_flow import RemoteStore
 
 COMMANDS = ("loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent")
@@ -22,9 +22,10 @@ def _validator(schemas: Any) -> message_flow.Validate:
         )
 
     def validate(document: Any, schema_type: str) -> None:
+        from message_adapter.request_parsing import decode_raw
         from message_adapter.schemas import validate as check
 
-        check(document, schema_type, schemas)
+        check(decode_raw(document), schema_type, schemas)
 
     return validate
 
@@ -68,19 +69,30 @@ class Adapter:
             event, handler_response, message_config, self.store, _validator(schemas)
         )
 
+    def run_json(self, command: str, body: bytes) -> Any:
+        """Run one protocol command on its request as JSON text, parsed only as needed."""
+        from message_adapter.request_parsing import parse_request
+
+        self._handler(command)
+        return self.run(command, parse_request(command, body))
+
     def run(self, command: str, request: Any) -> Any:
         """Run one protocol command on its request object (``{"event", ...}``)."""
-        handler = self._handlers.get(command)
-        if handler is None:
-            raise MessageError(
-                f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
-            )
+        handler = self._handler(command)
         if not isinstance(request, dict) or not isinstance(request.get("event"), dict):
             raise MessageError(
                 f"{command} expects a JSON object with an 'event' object "
                 '(e.g. {"event": {...}, "context": {...}})'
             )
         return handler(self, request)
+
+    def _handler(self, command: str) -> Callable[["Adapter", dict], Any]:
+        handler = self._handlers.get(command)
+        if handler is None:
+            raise ProtocolError(
+                f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
+            )
+        return handler
 
     def _load_and_update(self, request: dict) -> Any:
         return self.load_and_update_remote_event(request["event"], request.get("context"))

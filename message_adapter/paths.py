@@ -60,6 +60,13 @@ class CompiledPath:
             raise MessageError(f"JSONPath {self.text!r} is not a simple path like $.meta.a.b")
         return list(self._steps)
 
+    @property
+    def root_key(self) -> str | None:
+        """The top-level key every match lies under, or ``None`` when it can be any."""
+        if self._steps and type(self._steps[0]) is str:
+            return self._steps[0]
+        return None
+
     def find(self, document: Any) -> list[Match]:
         if self._steps is not None:
             try:

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from message_adapter.errors import ProtocolError
-from message_adapter.jsonio import dumps, loads
+from message_adapter.jsonio import dumps
 
 END_OF_COMMAND = b"<EOC>"
 EXIT = b"<EXIT>"
 ERROR = b"<ERROR>"
 
-Runner = Callable[[str, Any], Any]
+Runner = Callable[[str, bytes], Any]
 Describe = Callable[[BaseException], dict]
 
 
@@ -56,9 +56,10 @@ def serve(
 ) -> None:
     """Answer frames until ``<EXIT>`` or end of input.
 
-    ``run(command, request)`` does the work; ``describe(error)`` turns a failure into
-    ``{"name", "message"}``. Without ``structured_errors`` a failure propagates (the caller
-    reports it and exits 1); with it, the failure is answered as an error frame.
+    ``run(command, body)`` parses the request and does the work; ``describe(error)`` turns
+    a failure into ``{"name", "message"}``. Without ``structured_errors`` a failure
+    propagates (the caller reports it and exits 1); with it, the failure is answered as an
+    error frame.
     """
     write = stdout.write
     flush = stdout.flush
@@ -68,14 +69,8 @@ def serve(
             return
         command, body = frame
         frame = None
-        request = None
         try:
-            try:
-                request = loads(body)
-            except ValueError as error:
-                raise ProtocolError(f"{command}: the request is not valid JSON ({error})") from None
-            body = None
-            answer = dumps(run(command, request))
+            answer = dumps(run(command, body))
         except Exception as error:
             if not structured_errors:
                 raise
@@ -87,4 +82,4 @@ def serve(
         flush()
         # Freeing a large request takes a while; doing it after the answer is sent lets the
         # client work meanwhile.
-        request = body = None
+        body = None

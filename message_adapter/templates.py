@@ -110,6 +110,34 @@ def _plan(text: str) -> Any:
     return _Inline(pieces)
 
 
+def referenced_roots(value: Any) -> set[str] | None:
+    """Top-level keys the templates in ``value`` read, or ``None`` when they may read any."""
+    roots: set[str] = set()
+    strings = [value]
+    while strings:
+        item = strings.pop()
+        kind = type(item)
+        if kind is dict:
+            strings.extend(item.values())
+        elif kind is list:
+            strings.extend(item)
+        elif kind is str and "{" in item:
+            try:
+                plan = _plan(item)
+            except PathSyntaxError:
+                continue
+            if type(plan) is _Inline:
+                paths = [piece[1] for piece in plan.pieces if type(piece) is tuple]
+            else:
+                paths = [plan.path] if type(plan) is not _Literal else []
+            for path in paths:
+                root = path.root_key
+                if root is None:
+                    return None
+                roots.add(root)
+    return roots
+
+
 def resolve_string(text: str, document: Any, where: str = "template") -> Any:
     """Evaluate one template string against ``document``; ``where`` names it in errors."""
     try:

@@ -103,7 +103,7 @@ def test_structured_errors_answer_with_an_error_frame_and_keep_serving() -> None
     lines = result.stdout.decode().splitlines()
     assert lines[0::3][:3] == ["<ERROR>"] * 3
     errors = [json.loads(line) for line in lines[1:9:3]]
-    assert [error["name"] for error in errors] == ["MessageError", "MessageError",
+    assert [error["name"] for error in errors] == ["MessageError", "ProtocolError",
                                                    "ProtocolError"]
     assert errors[0] == {"name": "MessageError", "command": "loadNestedEvent",
                          "message": "task_config must be a JSON object, got list"}
@@ -186,7 +186,7 @@ def test_single_command_error_is_one_line_and_exit_one() -> None:
 def test_single_command_rejects_invalid_json() -> None:
     result = single("loadNestedEvent", b"{")
     assert result.returncode == 1
-    assert b"stdin is not one JSON document" in result.stderr
+    assert b"loadNestedEvent: the request is not valid JSON" in result.stderr
 
 
 def test_console_script_module_and_help_agree() -> None:

@@ -1,0 +1,96 @@
+"""Parse a command's request only as deep as the command needs.
+
+A Cumulus message can be 17 MB, and most of it (the granules in ``payload``) passes
+through the adapter untouched. Here the request is parsed with every top-level value of
+``event`` (and ``handler_response``) left as raw JSON text; a command then decodes just the
+keys its rules read, and the untouched parts are written back out byte for byte. This
+takes parsing, encoding and freeing of the bulk of a message off the sidecar's hands.
+Requests msgspec cannot read this way (escaped lone surrogates), and requests written over
+several lines (raw text would carry their line breaks into a one-line answer), are parsed
+whole.
+"""
+
+from typing import Any
+
+import msgspec
+
+from message_adapter.errors import ProtocolError
+from message_adapter.jsonio import loads
+from message_adapter.templates import referenced_roots
+
+Raw = msgspec.Raw
+
+
+class _Request(msgspec.Struct):
+    event: dict[str, Raw]
+    context: Any = None
+    schemas: Any = None
+    handler_response: Raw = Raw(b"null")
+    message_config: Any = None
+
+
+_decode_request = msgspec.json.Decoder(_Request).decode
+
+_CREATE_NEXT_READS = ("exception", "replace", "ReplaceConfig", "task_config", "cumulus_meta")
+
+
+def parse_request(command: str, body: bytes) -> Any:
+    """The request as a dict, with the parts ``command`` reads decoded and the rest raw."""
+    first_newline = body.find(b"\n")
+    if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
+        return _parse_whole(command, body)
+    try:
+        parsed = _decode_request(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _parse_whole(command, body)
+    event = parsed.event
+    request: dict[str, Any] = {
+        "event": event, "context": parsed.context, "schemas": parsed.schemas,
+        "handler_response": parsed.handler_response, "message_config": parsed.message_config,
+    }
+    if command == "loadAndUpdateRemoteEvent":
+        if "cma" in event or "replace" in event:
+            _decode(event, event.keys())
+        else:
+            _decode(event, ("meta",))
+    elif command == "loadNestedEvent":
+        _decode(event, ("task_config", "cumulus_meta"))
+        roots = _template_roots(event.get("task_config"))
+        _decode(event, event.keys() if roots is None else roots)
+    elif command == "createNextEvent":
+        _decode(event, _CREATE_NEXT_READS)
+        config = parsed.message_config
+        if event.get("ReplaceConfig") or (isinstance(config, dict) and "outputs" in config):
+            _decode(event, event.keys())
+            request["handler_response"] = decode_raw(parsed.handler_response)
+    return request
+
+
+def decode_raw(value: Any) -> Any:
+    """``value`` itself, or its decoded JSON when it is still raw text."""
+    return loads(value) if type(value) is Raw else value
+
+
+def _decode(event: dict, keys: Any) -> None:
+    for key in list(keys):
+        value = event.get(key)
+        if type(value) is Raw:
+            event[key] = loads(value)
+
+
+def _template_roots(task_config: Any) -> set[str] | None:
+    if not isinstance(task_config, dict):
+        return set()
+    config = {key: value for key, value in task_config.items() if key != "cumulus_message"}
+    message_config = task_config.get("cumulus_message")
+    if isinstance(message_config, dict) and "input" in message_config:
+        config["input"] = message_config["input"]
+    return referenced_roots(config)
+
+
+def _parse_whole(command: str, body: bytes) -> Any:
+    """Everything decoded; the command checks the request's shape as for any caller."""
+    try:
+        return loads(body)
+    except ValueError as error:
+        raise ProtocolError(f"{command}: the request is not valid JSON ({error})") from None
