@@ -10,6 +10,9 @@ from typing import Any
 from message_adapter import message_flow
 from message_adapter.errors import MessageError, ProtocolError
 from message_adapter.message_flow import RemoteStore
+from message_adapter.request_parsing import decode_raw, parse_request
+from message_adapter.schemas import schema_file
+from message_adapter.schemas import validate as check
 
 COMMANDS = ("loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent")
 
@@ -22,10 +25,8 @@ def _validator(schemas: Any) -> message_flow.Validate:
         )
 
     def validate(document: Any, schema_type: str) -> None:
-        from message_adapter.request_parsing import decode_raw
-        from message_adapter.schemas import validate as check
-
-        check(decode_raw(document), schema_type, schemas)
+        if schema_file(schemas, schema_type) is not None:
+            check(decode_raw(document), schema_type, schemas)
 
     return validate
 
@@ -71,8 +72,6 @@ class Adapter:
 
     def run_json(self, command: str, body: bytes) -> Any:
         """Run one protocol command on its request as JSON text, parsed only as needed."""
-        from message_adapter.request_parsing import parse_request
-
         self._handler(command)
         return self.run(command, parse_request(command, body))
 

@@ -5,11 +5,13 @@ through the adapter untouched. Here the request is parsed with every top-level v
 ``event`` (and ``handler_response``) left as raw JSON text; a command then decodes just the
 keys its rules read, and the untouched parts are written back out byte for byte. This
 takes parsing, encoding and freeing of the bulk of a message off the sidecar's hands.
-Requests msgspec cannot read this way (escaped lone surrogates), and requests written over
-several lines (raw text would carry their line breaks into a one-line answer), are parsed
-whole.
+Small requests (below ``LAZY_FROM`` bytes, where decoding piecemeal costs more than it
+saves), requests msgspec cannot read this way (escaped lone surrogates), and requests
+written over several lines (raw text would carry their line breaks into a one-line
+answer) are parsed whole.
 """
 
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -31,11 +33,15 @@ class _Request(msgspec.Struct):
 
 _decode_request = msgspec.json.Decoder(_Request).decode
 
+LAZY_FROM = 32 * 1024
+
 _CREATE_NEXT_READS = ("exception", "replace", "ReplaceConfig", "task_config", "cumulus_meta")
 
 
 def parse_request(command: str, body: bytes) -> Any:
     """The request as a dict, with the parts ``command`` reads decoded and the rest raw."""
+    if len(body) < LAZY_FROM:
+        return _parse_whole(command, body)
     first_newline = body.find(b"\n")
     if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
         return _parse_whole(command, body)
@@ -54,8 +60,9 @@ def parse_request(command: str, body: bytes) -> Any:
         else:
             _decode(event, ("meta",))
     elif command == "loadNestedEvent":
+        task_config = event.get("task_config")
+        roots = _template_roots(bytes(task_config)) if type(task_config) is Raw else set()
         _decode(event, ("task_config", "cumulus_meta"))
-        roots = _template_roots(event.get("task_config"))
         _decode(event, event.keys() if roots is None else roots)
     elif command == "createNextEvent":
         _decode(event, _CREATE_NEXT_READS)
@@ -78,14 +85,18 @@ def _decode(event: dict, keys: Any) -> None:
             event[key] = loads(value)
 
 
-def _template_roots(task_config: Any) -> set[str] | None:
+@lru_cache(maxsize=256)
+def _template_roots(task_config_json: bytes) -> frozenset[str] | None:
+    """Keys of the message the task config's templates read (cached: configs repeat)."""
+    task_config = loads(task_config_json)
     if not isinstance(task_config, dict):
-        return set()
+        return frozenset()
     config = {key: value for key, value in task_config.items() if key != "cumulus_message"}
     message_config = task_config.get("cumulus_message")
     if isinstance(message_config, dict) and "input" in message_config:
         config["input"] = message_config["input"]
-    return referenced_roots(config)
+    roots = referenced_roots(config)
+    return None if roots is None else frozenset(roots)
 
 
 def _parse_whole(command: str, body: bytes) -> Any:

@@ -1,6 +1,8 @@
 """Partial parsing of requests must give exactly the answers a full parse gives."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import ValidationError
 
+from message_adapter import request_parsing
 from message_adapter.commands import Adapter
 from message_adapter.jsonio import dumps, loads
 from tests.test_message_flow import MemoryStore
@@ -45,6 +48,12 @@ MESSAGES = st.fixed_dictionaries(
                                           {"Path": "$.payload", "MaxSize": 10**6}]),
     },
 )
+@pytest.fixture(autouse=True)
+def parse_every_request_partially(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests use small requests, which are otherwise parsed whole."""
+    monkeypatch.setattr(request_parsing, "LAZY_FROM", 0)
+
+
 MESSAGE_CONFIGS = st.one_of(
     st.none(), st.just({"input": "{$}"}),
     st.just({"outputs": [{"source": "{$}", "destination": "{$.meta.out}"}]}),
@@ -123,3 +132,19 @@ def test_raw_parts_are_decoded_for_schema_checks(
     body = b'{"event": {"payload": {"files": []}}, "schemas": {"input": "in.json"}}'
     with pytest.raises(ValidationError, match="'granules' is a required property"):
         Adapter(MemoryStore()).run_json("loadNestedEvent", body)
+
+
+def test_large_request_through_the_stream_matches_a_full_parse() -> None:
+    granules = [{"granuleId": f"g{index}", "files": [{"size": index, "ratio": 0.5}]}
+                for index in range(2000)]
+    message = {"meta": {"name": "M"}, "payload": {"granules": granules},
+               "task_config": {"name": "{$.meta.name}", "n": "{$.payload.granules[1].granuleId}"}}
+    body = dumps({"event": message})
+    assert len(body) > request_parsing.LAZY_FROM * 2
+    result = subprocess.run(
+        [sys.executable, "-m", "message_adapter", "stream"],
+        input=b"loadNestedEvent\n" + body + b"\n<EOC>\n", capture_output=True, timeout=60,
+    )
+    answer, end, rest = result.stdout.split(b"\n")
+    assert (end, rest) == (b"<EOC>", b"")
+    assert loads(answer) == Adapter(MemoryStore()).run("loadNestedEvent", loads(body))
