@@ -9,6 +9,8 @@ import click
 
 from message_adapter import __version__
 from message_adapter.cli import run_single, run_stream
+from message_adapter.cli_bundle import bundle
+from message_adapter.cli_run import activity, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,12 +61,6 @@ _single("createNextEvent",
         'Request {"event", "handler_response", "message_config"?, "schemas"?}: put the '
         "task's output into the next message and offload it per ReplaceConfig.")
 
-
-from message_adapter.cli_bundle import bundle  # noqa: E402
-
 cli.add_command(bundle)
-
-from message_adapter.cli_run import activity, run  # noqa: E402
-
 cli.add_command(run)
 cli.add_command(activity)

@@ -25,8 +25,9 @@ def _validator(schemas: Any) -> message_flow.Validate:
         )
 
     def validate(document: Any, schema_type: str) -> None:
-        if schema_file(schemas, schema_type) is not None:
-            check(decode_raw(document), schema_type, schemas)
+        path = schema_file(schemas, schema_type)
+        if path is not None:
+            check(decode_raw(document), schema_type, path)
 
     return validate
 

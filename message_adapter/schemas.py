@@ -45,11 +45,8 @@ def schema_file(schemas: dict | None, schema_type: str) -> str | None:
     return found
 
 
-def validate(document: Any, schema_type: str, schemas: dict | None) -> None:
-    """Check ``document`` against the ``schema_type`` schema, if one applies."""
-    path = schema_file(schemas, schema_type)
-    if path is None:
-        return
+def validate(document: Any, schema_type: str, path: str) -> None:
+    """Check ``document`` against the ``schema_type`` schema in ``path`` (see schema_file)."""
     validator = _validator(path)
     error = _first_error(validator, document)
     if error is None:
