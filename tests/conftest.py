@@ -213,9 +213,14 @@ class Fault:
 
 
 class FlakyProxy:
-    """A loopback HTTP proxy in front of moto that injects the queued faults."""
+    """A loopback HTTP proxy in front of moto that injects the queued faults.
 
-    def __init__(self, upstream_port: int, port: int = 0) -> None:
+    The port is bound at once; with ``listening=False`` connections to it are refused
+    until ``listen()``, which stands in for an endpoint that comes up late without
+    letting any other socket take the port meanwhile.
+    """
+
+    def __init__(self, upstream_port: int, listening: bool = True) -> None:
         self.upstream_port = upstream_port
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
@@ -233,10 +238,17 @@ class FlakyProxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
         self.server.daemon_threads = True
+        self.server.server_bind()
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        if listening:
+            self.listen()
+
+    def listen(self) -> None:
+        """Start accepting connections."""
+        self.server.server_activate()
         self.thread.start()
 
     def fail(self, method: str, **options: Any) -> None:
@@ -292,10 +304,11 @@ class FlakyProxy:
             handler.wfile.write(payload)
 
     def stop(self) -> None:
-        """Stop serving and join the thread."""
-        self.server.shutdown()
+        """Stop serving (if it ever started), free the port and join the thread."""
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(timeout=5)
         self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:

@@ -18,7 +18,6 @@ from tests.conftest import (
     DEAD_ENDPOINT,
     FlakyProxy,
     MotoServer,
-    free_port,
     get_json,
     port_is_free,
     put_json,
@@ -228,17 +227,16 @@ def test_s3_that_comes_up_late_is_retried(
     s3: Any, bucket: str, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_json(s3, bucket, "events/a", {"late": True})
-    port = free_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    proxies: list[FlakyProxy] = []
-    timer = threading.Timer(0.2, lambda: proxies.append(FlakyProxy(moto_server.port, port)))
+    proxy = FlakyProxy(moto_server.port, listening=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    timer = threading.Timer(0.2, proxy.listen)
     timer.start()
     try:
         assert S3Store().get_json(bucket, "events/a") == {"late": True}
     finally:
         timer.join()
-        for proxy in proxies:
-            proxy.stop()
+        proxy.stop()
+    assert proxy.count("GET") == 1
 
 
 def test_aws_max_attempts_limits_the_retries(
