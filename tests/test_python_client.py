@@ -33,6 +33,8 @@ from run_cumulus_task import (  # noqa: E402
 )
 from run_cumulus_task.sidecar import Sidecar, adapter_command, get_sidecar  # noqa: E402
 
+from tests.conftest import wait_until  # noqa: E402
+
 MODES = ["sidecar", "inprocess"]
 
 
@@ -465,7 +467,7 @@ def test_dead_sidecar_is_replaced_on_the_next_invocation(sidecar_mode: None) -> 
     run_cumulus_task(echo, message())
     pid = get_sidecar().pid
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.05)
+    wait_until(lambda: get_sidecar().pid is None)
     assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
     assert get_sidecar().pid not in (None, pid)
 

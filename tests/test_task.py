@@ -21,6 +21,7 @@ from message_adapter.task import (
     load_task,
     parse_error_line,
 )
+from tests.conftest import wait_until
 
 NESTED = {"input": {"granules": [1, 2]}, "config": {"name": "MOD09GQ"}}
 
@@ -171,12 +172,13 @@ def test_exec_command_that_does_not_exist_is_a_load_error() -> None:
         ExecTask("no-such-command-anywhere")(NESTED)
 
 
-def test_kill_all_stops_a_running_command_and_its_children() -> None:
-    task = ExecTask("sh -c 'sleep 30 & wait'")
+def test_kill_all_stops_a_running_command_and_its_children(tmp_path: Path) -> None:
+    started_file = tmp_path / "started"
+    task = ExecTask(f"sh -c 'sleep 30 & touch {started_file}; wait'")
     errors: list[BaseException] = []
     thread = threading.Thread(target=lambda: _call_catching(task, errors))
     thread.start()
-    time.sleep(0.3)
+    wait_until(started_file.exists)
     started = time.monotonic()
     task.kill_all()
     thread.join(5)

@@ -22,6 +22,7 @@ from message_adapter.worker import (
     is_transient,
     token_digest,
 )
+from tests.conftest import wait_until
 
 ARN = "arn:aws:states:us-east-1:000000000000:activity:ingest"
 
@@ -214,13 +215,21 @@ def test_concurrency_runs_that_many_tasks_at_once() -> None:
 
 def test_heartbeats_are_sent_while_a_task_runs() -> None:
     sfn = FakeStepFunctions()
-    worker, thread, _ = start(sfn, lambda event, context: time.sleep(0.5), heartbeat=0.1)
+    ran_for: list[float] = []
+
+    def task(event: Any, context: Any) -> None:
+        started = time.monotonic()
+        wait_until(lambda: len(sfn.heartbeats) >= 3)
+        ran_for.append(time.monotonic() - started)
+
+    worker, thread, _ = start(sfn, task, heartbeat=0.1)
     sfn.add("t1", {})
     sfn.wait_answers(1)
     beats = len(sfn.heartbeats)
     time.sleep(0.3)
     stop(worker, thread)
-    assert 2 <= beats <= 6 and set(sfn.heartbeats) == {"t1"}
+    assert set(sfn.heartbeats) == {"t1"}
+    assert beats <= ran_for[0] / 0.1 + 2, "no more than one heartbeat per interval"
     assert len(sfn.heartbeats) == beats, "no heartbeat after the answer"
 
 
@@ -268,7 +277,7 @@ def test_deadline_kills_task_commands() -> None:
 def test_task_delivered_by_a_poll_in_flight_at_stop_is_run() -> None:
     sfn = FakeStepFunctions(poll_wait=1.0)
     worker, thread, _ = start(sfn, lambda e, c: "ran", grace=5)
-    time.sleep(0.1)  # the poll is waiting now
+    wait_until(lambda: sfn.polls == 1)  # the poll is waiting now
     worker.stop()
     sfn.add("t1", {})
     thread.join(5)
@@ -279,7 +288,7 @@ def test_task_delivered_after_the_deadline_is_failed_without_running() -> None:
     sfn = FakeStepFunctions(poll_wait=1.0)
     ran = []
     worker, thread, _ = start(sfn, lambda e, c: ran.append(1), grace=0)
-    time.sleep(0.1)
+    wait_until(lambda: sfn.polls == 1)
     worker.stop()
     time.sleep(0.2)  # the deadline passes while the poll still waits
     sfn.add("t1", {})
