@@ -10,7 +10,6 @@ Tests that need another endpoint (LocalStack in e2e tests) set it with ``monkeyp
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 
 from message_adapter.jsonio import dumps, loads
+from tests.ports import free_port
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent
@@ -73,23 +73,6 @@ def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"condition not met within {timeout} s"
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing is bound to 127.0.0.1:port."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class MotoServer:

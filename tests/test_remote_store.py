@@ -19,10 +19,10 @@ from tests.conftest import (
     FlakyProxy,
     MotoServer,
     get_json,
-    port_is_free,
     put_json,
     run_adapter,
 )
+from tests.ports import port_is_free
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

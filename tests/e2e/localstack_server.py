@@ -14,13 +14,13 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 from message_adapter.jsonio import loads
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CMA_LOCALSTACK_CACHE", REPO / ".localstack"))
@@ -70,13 +70,6 @@ def ensure_installed(python: str, log: Path) -> Path:
     return venv_python
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class LocalStack:
     """One LocalStack process serving S3 and Step Functions on 127.0.0.1:<port>."""
 
@@ -114,6 +107,11 @@ class LocalStack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"LocalStack exited ({self.process.returncode}):\n"
                                    + self.log_path.read_text(errors="replace")[-3000:])
+            if "CannotListenError" in self.log_path.read_text(errors="replace"):
+                # LocalStack keeps running without its gateway rather than exiting.
+                self.stop()
+                raise RuntimeError(f"LocalStack could not listen on port {self.port}, which "
+                                   "another process took; run the tests again")
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/_localstack/health",
                                             timeout=2) as reply:
