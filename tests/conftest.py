@@ -67,12 +67,13 @@ def offline_aws() -> Iterator[None]:
 # ---- moto server ----------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail the test if it does not within ``timeout`` s."""
+def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: float = 0.01,
+               what: str = "condition") -> None:
+    """Poll ``condition`` every ``step`` s until it holds; fail if not within ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
-        time.sleep(0.01)
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        time.sleep(step)
 
 
 class MotoServer:

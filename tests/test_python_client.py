@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -533,10 +532,7 @@ def test_sidecar_ends_when_the_interpreter_exits(tmp_path: Path) -> None:
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _running(pid):
-        time.sleep(0.05)
-    assert not _running(pid)
+    wait_until(lambda: not _running(pid), what="the sidecar exiting with its parent")
 
 
 def _running(pid: int) -> bool:

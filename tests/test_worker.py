@@ -327,9 +327,7 @@ def test_rejected_answer_is_not_retried_and_is_logged() -> None:
     sfn.fail_next("send_task_success", client_error("TaskTimedOut"))
     worker, thread, log = start(sfn, lambda e, c: 1)
     sfn.add("t1", {})
-    deadline = time.monotonic() + 5
-    while not task_lines(log) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: task_lines(log))
     stop(worker, thread)
     assert sfn.answers == []
     assert task_lines(log)[0]["answered"] is False

@@ -104,14 +104,6 @@ class Worker:
     def tasks(self) -> list[dict]:
         return [record for record in self.records() if record.get("event") == "task"]
 
-    def wait_for(self, predicate, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.records()):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"worker log never matched: {self.records()[-10:]}")
-
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.e2e.conftest import (
     TASKS,
     activity_state,
@@ -85,10 +86,9 @@ def test_sigterm_during_a_task_still_answers_it(sfn, bucket, workers) -> None:
     state = activity_state(activity, {"seconds": 3}, heartbeat_seconds=2)
     machine = create_state_machine(sfn, {"Slow": state}, "Slow")
     execution = start_execution(sfn, machine, cumulus_message(bucket))
-    deadline = time.monotonic() + 30
-    while not any(event["type"] == "ActivityStarted" for event in history(sfn, execution)):
-        assert time.monotonic() < deadline, "the worker never took the task"
-        time.sleep(0.1)
+    wait_until(lambda: any(event["type"] == "ActivityStarted"
+                           for event in history(sfn, execution)),
+               timeout=30, step=0.1, what="the worker taking the task")
     worker.signal(signal.SIGTERM)
     assert worker.process.wait(30) == 0
     done = wait_execution(sfn, execution)
