@@ -64,6 +64,16 @@ def offline_aws() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_shared_s3_store() -> Iterator[None]:
+    """Adapters share one S3 client per process; tests change the AWS settings it reads."""
+    from message_adapter.stores import reset_shared_s3_store
+
+    reset_shared_s3_store()
+    yield
+    reset_shared_s3_store()
+
+
 # ---- moto server ----------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from message_adapter.bundle import (
     check_lambda_limits,
     trim_botocore,
 )
-from message_adapter.cli_tools import cli
+from message_adapter.cli.app import cli
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from jsonpath_ng import parse
 
 from message_adapter.errors import MessageError
-from message_adapter.paths import PathSyntaxError, compile_path, set_at, set_creating
+from message_adapter.rules.paths import PathSyntaxError, compile_path, set_at, set_creating
 
 KEYS = st.sampled_from(["a", "b", "meta", "x-y", "_k"])
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3))

@@ -13,7 +13,7 @@ import pytest
 
 from message_adapter.errors import RemoteStoreError
 from message_adapter.jsonio import dumps as _json
-from message_adapter.remote_store import S3Store, make_s3_client
+from message_adapter.stores import S3Store, make_s3_client
 from tests.conftest import (
     DEAD_ENDPOINT,
     FlakyProxy,

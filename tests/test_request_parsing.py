@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import ValidationError
 
-from message_adapter import request_parsing
-from message_adapter.commands import Adapter
 from message_adapter.jsonio import dumps, loads
-from tests.test_message_flow import MemoryStore
+from message_adapter.sidecar import request_parsing
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.stores import MemoryStore
 
 LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "", "é"]))
 VALUES = st.recursive(

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from message_adapter.commands import Adapter
-from message_adapter.errors import MessageError
+from message_adapter.errors import MessageError, TaskError
 from message_adapter.jsonio import dumps
-from message_adapter.remote_store import LocalDirStore
-from message_adapter.runner import (
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.stores import LocalDirStore, MemoryStore
+from message_adapter.tasks.loading import ExecTask
+from message_adapter.tasks.runner import (
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_OUTPUT_BYTES,
@@ -23,11 +24,8 @@ from message_adapter.runner import (
     answer_for,
     answer_for_error,
     failure,
-    is_workflow_error,
     run_message,
-    workflow_error_message,
 )
-from message_adapter.task import TaskError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "tasks"
@@ -39,19 +37,6 @@ MESSAGE = {
                     "cumulus_message": {"input": "{$.payload.granules}"}},
     "payload": {"granules": ["g1", "g2"]},
 }
-
-
-class DictStore:
-    """S3 as a dict: ``{(bucket, key): bytes}``."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-
-    def get_json(self, bucket: str, key: str) -> Any:
-        return json.loads(self.objects[(bucket, key)])
-
-    def put_json(self, bucket: str, key: str, body: bytes) -> None:
-        self.objects[(bucket, key)] = body
 
 
 def echo_task(event: Any, context: Any) -> Any:
@@ -72,46 +57,56 @@ def raising(error: Exception):
 
 
 def test_task_gets_the_nested_event_without_message_config() -> None:
-    result = run_message(Adapter(DictStore()), echo_task, MESSAGE)
+    result = run_message(Adapter(MemoryStore()), echo_task, MESSAGE)
     assert result.message["payload"] == {"seen": {
         "input": ["g1", "g2"], "config": {"name": "MOD09GQ"},
         "cumulus_config": {"state_machine": "arn:sm", "execution_name": "e1"}}}
 
 
 def test_next_message_keeps_the_rest_of_the_message() -> None:
-    result = run_message(Adapter(DictStore()), lambda e, c: 1, MESSAGE)
+    result = run_message(Adapter(MemoryStore()), lambda e, c: 1, MESSAGE)
     assert result == RunResult({**MESSAGE, "payload": 1, "exception": "None"})
 
 
 def test_context_reaches_the_task_and_workflow_tasks() -> None:
     context = {"functionName": "ingest", "activityArn": "arn:activity"}
-    result = run_message(Adapter(DictStore()), lambda e, c: c["functionName"], MESSAGE, context)
+    result = run_message(Adapter(MemoryStore()), lambda e, c: c["functionName"], MESSAGE, context)
     assert result.message["payload"] == "ingest"
     assert result.message["meta"]["workflow_tasks"] == {
         "0": {"name": "ingest", "version": None, "arn": "arn:activity"}}
 
 
-def test_workflow_error_class_gives_the_incoming_message_with_the_exception() -> None:
-    result = run_message(Adapter(DictStore()), raising(NoGranulesWorkflowError()), MESSAGE)
-    assert result == RunResult({**MESSAGE, "payload": None,
-                                "exception": "NoGranulesWorkflowError"},
-                               "NoGranulesWorkflowError")
+def test_python_workflow_error_gives_the_incoming_message_with_the_exception() -> None:
+    error = Exception("NoGranulesWorkflowError: nothing to do")
+    result = run_message(Adapter(MemoryStore()), raising(error), MESSAGE)
+    assert result == RunResult(
+        {**MESSAGE, "payload": None, "exception": "NoGranulesWorkflowError: nothing to do"},
+        "NoGranulesWorkflowError: nothing to do")
+
+
+def test_python_error_class_named_workflow_error_without_such_message_fails() -> None:
+    # The Python client looks at the first argument, not the class: so does run.
+    with pytest.raises(NoGranulesWorkflowError):
+        run_message(Adapter(MemoryStore()), raising(NoGranulesWorkflowError("empty")), MESSAGE)
 
 
 def test_workflow_error_named_by_an_exec_task_counts_too() -> None:
-    task = raising(TaskError("GranuleMissingWorkflowError", "gone"))
-    result = run_message(Adapter(DictStore()), task, MESSAGE)
+    class FailingExec(ExecTask):
+        def __call__(self, nested_event: Any, context: Any = None) -> Any:
+            raise TaskError("GranuleMissingWorkflowError", "gone")
+
+    result = run_message(Adapter(MemoryStore()), FailingExec("true"), MESSAGE)
     assert result.message["exception"] == "GranuleMissingWorkflowError"
 
 
 def test_other_task_errors_are_raised() -> None:
     with pytest.raises(ZeroDivisionError):
-        run_message(Adapter(DictStore()), lambda e, c: 1 / 0, MESSAGE)
+        run_message(Adapter(MemoryStore()), lambda e, c: 1 / 0, MESSAGE)
 
 
 def test_adapter_errors_are_raised() -> None:
     with pytest.raises(MessageError, match="task_config"):
-        run_message(Adapter(DictStore()), echo_task, {**MESSAGE, "task_config": [1]})
+        run_message(Adapter(MemoryStore()), echo_task, {**MESSAGE, "task_config": [1]})
 
 
 def test_offloaded_payload_is_loaded_back_by_the_next_step(tmp_path: Path) -> None:
@@ -125,21 +120,6 @@ def test_offloaded_payload_is_loaded_back_by_the_next_step(tmp_path: Path) -> No
 
 
 # ---- pure rules -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "expected"), [
-    ("WorkflowError", True), ("NoGranulesWorkflowError", True), ("workflowerror", False),
-    ("ValueError", False), ("WorkflowErrorX", True),
-])
-def test_workflow_error_rule_is_a_name_containing_workflow_error(name: str, expected: bool) -> None:
-    assert is_workflow_error(name) is expected
-
-
-def test_workflow_error_message_does_not_change_the_incoming_message() -> None:
-    incoming = {"payload": [1], "meta": {}}
-    assert workflow_error_message(incoming, "XWorkflowError") == {
-        "payload": None, "meta": {}, "exception": "XWorkflowError"}
-    assert incoming == {"payload": [1], "meta": {}}
 
 
 def test_success_answer_is_the_compact_next_message() -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from message_adapter.commands import Adapter
 from message_adapter.errors import MessageError, RemoteStoreError
 from message_adapter.jsonio import dumps
 from message_adapter.message_adapter import MessageAdapter
+from message_adapter.sidecar.commands import Adapter
 from tests.conftest import get_json, keys_in, put_json, run_adapter, stream_input
 
 pytestmark = pytest.mark.usefixtures("s3_env")
@@ -304,7 +304,7 @@ def test_bad_replace_config_fails_before_anything_is_stored(
     event = {"cumulus_meta": meta(bucket), "ReplaceConfig": replace_config}
 
     try:
-        Adapter().create_next_event(event, [1, 2])
+        Adapter().create_next_event(event=event, handler_response=[1, 2])
     except MessageError:
         pass
     else:
@@ -316,7 +316,7 @@ def test_offload_without_system_bucket_stores_nothing(s3: Any, bucket: str) -> N
     event = {"cumulus_meta": {}, "ReplaceConfig": {"Path": "$.payload"}}
 
     with pytest.raises(MessageError, match="system_bucket"):
-        Adapter().create_next_event(event, [1])
+        Adapter().create_next_event(event=event, handler_response=[1])
     assert keys_in(s3, bucket) == []
 
 
@@ -335,7 +335,7 @@ def test_missing_bucket_on_load_names_the_bucket() -> None:
 
     with pytest.raises(RemoteStoreError, match=r"s3://cma-no-such-bucket/events/x: bucket "
                                                r"'cma-no-such-bucket' does not exist"):
-        Adapter().load_and_update_remote_event(event)
+        Adapter().load_and_update_remote_event(event=event)
 
 
 def test_missing_bucket_on_offload_names_bucket_and_key() -> None:
@@ -355,7 +355,7 @@ def test_access_denied_on_load_names_bucket_and_key(
 
     with pytest.raises(RemoteStoreError, match=rf"cannot read s3://{bucket}/events/p: access "
                                                r"denied; .* needs s3:GetObject"):
-        Adapter().load_and_update_remote_event(event)
+        Adapter().load_and_update_remote_event(event=event)
 
 
 def test_access_denied_on_offload_names_bucket_and_key(
@@ -374,7 +374,7 @@ def test_invalid_bucket_name_is_named() -> None:
 
     with pytest.raises(RemoteStoreError, match=r"s3://no spaces allowed/events/x: S3 does not "
                                                r"accept this bucket or key"):
-        Adapter().load_and_update_remote_event(event)
+        Adapter().load_and_update_remote_event(event=event)
 
 
 def test_stored_non_object_at_dollar_is_an_error_naming_bucket_and_key(
@@ -384,14 +384,14 @@ def test_stored_non_object_at_dollar_is_an_error_naming_bucket_and_key(
     event = {"meta": {}, "replace": replace(bucket, "events/list", "$")}
 
     with pytest.raises((MessageError, RemoteStoreError), match=rf"{bucket}/events/list"):
-        Adapter().load_and_update_remote_event(event, {"function_name": "f"})
+        Adapter().load_and_update_remote_event(event=event, context={"function_name": "f"})
 
 
 def test_offload_without_system_bucket_says_so() -> None:
     event = {"cumulus_meta": {"execution_name": "e"}, "ReplaceConfig": {"Path": "$.payload"}}
 
     with pytest.raises(MessageError, match=r"cumulus_meta\.system_bucket"):
-        Adapter().create_next_event(event, [1])
+        Adapter().create_next_event(event=event, handler_response=[1])
 
 
 def _cli_missing_bucket(bucket: str) -> tuple[str, dict, str]:
@@ -477,7 +477,7 @@ def test_stream_without_remote_parts_never_imports_boto3() -> None:
 
     assert run.returncode == 0 and len(run.answers()) == 3
     modules = imported_modules(run.stderr)
-    assert "message_adapter.protocol" in modules  # the import log is being read right
+    assert "message_adapter.sidecar.protocol" in modules  # the import log is being read right
     assert not {name for name in modules if name.split(".")[0] in ("boto3", "botocore")}
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from jsonschema import ValidationError
 
-from message_adapter.commands import Adapter
 from message_adapter.errors import MessageError
+from message_adapter.sidecar.commands import Adapter
 
 REQUIRES_GRANULES = {"type": "object", "required": ["granules"],
                      "properties": {"granules": {"type": "array"}}}
@@ -36,62 +36,62 @@ def write(path: Path, schema: dict) -> str:
 def test_default_input_schema_is_found_under_the_task_root(task_root: Path) -> None:
     write(task_root / "schemas" / "input.json", REQUIRES_GRANULES)
     with pytest.raises(ValidationError, match="input schema: 'granules' is a required property"):
-        Adapter(NoStore()).load_nested_event({"payload": {}})
+        Adapter(NoStore()).load_nested_event(event={"payload": {}})
 
 
 def test_valid_input_passes(task_root: Path) -> None:
     write(task_root / "schemas" / "input.json", REQUIRES_GRANULES)
-    assert Adapter(NoStore()).load_nested_event({"payload": {"granules": []}})["input"] == {
+    assert Adapter(NoStore()).load_nested_event(event={"payload": {"granules": []}})["input"] == {
         "granules": []}
 
 
 def test_mapped_schema_file_is_relative_to_the_task_root(task_root: Path) -> None:
     write(task_root / "my-output.json", REQUIRES_GRANULES)
     with pytest.raises(ValidationError, match="output schema"):
-        Adapter(NoStore()).create_next_event({}, {"no": 1}, None, {"output": "my-output.json"})
+        Adapter(NoStore()).create_next_event(event={}, handler_response={"no": 1}, message_config=None, schemas={"output": "my-output.json"})
 
 
 def test_error_names_the_failing_location(task_root: Path) -> None:
     write(task_root / "schemas" / "output.json", REQUIRES_GRANULES)
     with pytest.raises(ValidationError, match=r"at output \$\.granules") as raised:
-        Adapter(NoStore()).create_next_event({}, {"granules": "nope"})
+        Adapter(NoStore()).create_next_event(event={}, handler_response={"granules": "nope"})
     assert list(raised.value.path) == ["granules"]
 
 
 def test_absolute_schema_paths_work(tmp_path: Path) -> None:
     schema = write(tmp_path / "abs.json", {"type": "array"})
     with pytest.raises(ValidationError, match="config schema"):
-        Adapter(NoStore()).load_nested_event({"task_config": {"a": 1}}, {"config": schema})
+        Adapter(NoStore()).load_nested_event(event={"task_config": {"a": 1}}, schemas={"config": schema})
 
 
 def test_empty_config_is_not_validated(task_root: Path) -> None:
     write(task_root / "schemas" / "config.json", {"required": ["needed"]})
-    assert Adapter(NoStore()).load_nested_event({})["config"] == {}
+    assert Adapter(NoStore()).load_nested_event(event={})["config"] == {}
 
 
 def test_missing_mapped_schema_is_skipped_with_a_warning(
     task_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    Adapter(NoStore()).load_nested_event({"payload": 1}, {"input": "gone.json"})
+    Adapter(NoStore()).load_nested_event(event={"payload": 1}, schemas={"input": "gone.json"})
     assert "input schema" in capsys.readouterr().err
 
 
 def test_invalid_schema_file_is_reported(task_root: Path) -> None:
     (task_root / "schemas" / "input.json").write_text("{not json")
     with pytest.raises(MessageError, match="is not a valid JSON Schema"):
-        Adapter(NoStore()).load_nested_event({"payload": 1})
+        Adapter(NoStore()).load_nested_event(event={"payload": 1})
 
 
 def test_each_schema_file_is_compiled_once(task_root: Path) -> None:
     from message_adapter import schemas
 
     write(task_root / "schemas" / "input.json", {"type": "integer"})
-    Adapter(NoStore()).load_nested_event({"payload": 1})
+    Adapter(NoStore()).load_nested_event(event={"payload": 1})
     compiled = schemas._compiled[str(task_root / "schemas" / "input.json")]
-    Adapter(NoStore()).load_nested_event({"payload": 2})
+    Adapter(NoStore()).load_nested_event(event={"payload": 2})
     assert schemas._compiled[str(task_root / "schemas" / "input.json")] is compiled
 
 
 def test_schemas_must_be_an_object() -> None:
     with pytest.raises(MessageError, match="schemas must be an object"):
-        Adapter(NoStore()).load_nested_event({}, "schemas/")
+        Adapter(NoStore()).load_nested_event(event={}, schemas="schemas/")

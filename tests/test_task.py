@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from message_adapter.task import (
+from message_adapter.errors import TaskError, error_name
+from message_adapter.tasks.loading import (
     ExecTask,
     TaskContext,
-    TaskError,
     TaskLoadError,
-    error_name,
     load_callable,
     load_task,
     parse_error_line,
@@ -104,6 +103,10 @@ def test_context_reads_as_keys_and_as_attributes() -> None:
 def test_error_name_is_a_task_errors_own_name_else_the_class_name() -> None:
     assert error_name(TaskError("NoGranulesWorkflowError", "x")) == "NoGranulesWorkflowError"
     assert error_name(KeyError("x")) == "KeyError"
+
+
+def test_error_name_ignores_a_name_attribute_of_other_exceptions() -> None:
+    assert error_name(ImportError("no", name="no_such_module")) == "ImportError"
 
 
 # ---- --exec commands --------------------------------------------------------------------

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from message_adapter.errors import TemplateError
-from message_adapter.templates import resolve, resolve_string
+from message_adapter.rules.templates import resolve, resolve_string
 
 MESSAGE = {
     "meta": {"name": "MOD09GQ", "n": 7, "flag": True, "none": None, "obj": {"k": "v"}},

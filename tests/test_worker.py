@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from message_adapter.commands import Adapter
-from message_adapter.runner import run_message
-from message_adapter.worker import (
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.tasks.runner import run_message
+from message_adapter.tasks.worker import (
     ActivityWorker,
     activity_name,
     backoff_delay,
@@ -147,11 +147,8 @@ def test_task_error_sends_failure_with_name_and_message() -> None:
 
 
 def test_workflow_error_continues_the_workflow_with_exception_set() -> None:
-    class NoGranulesWorkflowError(Exception):
-        pass
-
     def task(event: Any, context: Any) -> Any:
-        raise NoGranulesWorkflowError("none")
+        raise Exception("NoGranulesWorkflowError")
 
     sfn = FakeStepFunctions()
     worker, thread, log = start(sfn, task)

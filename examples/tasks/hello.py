@@ -6,13 +6,11 @@
 import sys
 
 
-class NothingToDoWorkflowError(Exception):
-    """A name containing WorkflowError: the workflow goes on with `exception` set."""
-
-
 def handler(event, context):
     granules = (event["input"] or {}).get("granules", [])
     if not granules:
-        raise NothingToDoWorkflowError("the input has no granules")
+        # A first argument containing "WorkflowError" continues the workflow with
+        # `exception` set to it, as the Python client does on Lambda.
+        raise Exception("NothingToDoWorkflowError: the input has no granules")
     print(f"greeting {event['config']['name']}", file=sys.stderr)  # logs go to stderr
     return {"greeting": f"hello {event['config']['name']}", "granule_count": len(granules)}

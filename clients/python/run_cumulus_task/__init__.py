@@ -198,34 +198,27 @@ def _adapter_importable() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("message_adapter.commands") is not None
+        return importlib.util.find_spec("message_adapter.message_adapter") is not None
     except ImportError:
         return False
 
 
-_store: Any = None
-
-
-def _in_process_adapter() -> tuple[type, Any]:
-    """``MessageAdapter`` and one S3 store shared by every invocation (one boto3 client)."""
-    global _store
+def _in_process_adapter() -> type:
+    """The adapter's documented library class, ``MessageAdapter`` (its instances share one
+    S3 client per process)."""
     directory = os.environ.get("CUMULUS_MESSAGE_ADAPTER_DIR")
     if directory and directory not in sys.path:
         sys.path.insert(0, directory)  # as the published client does
     from message_adapter.message_adapter import MessageAdapter
-    from message_adapter.remote_store import S3Store
 
-    if _store is None:
-        _store = S3Store()
-    return MessageAdapter, _store
+    return MessageAdapter
 
 
 def _run_in_process(
     task_function: Callable[..., Any], cumulus_message: dict, context: Any,
     schemas: dict | None, taskargs: dict,
 ) -> Any:
-    message_adapter_class, store = _in_process_adapter()
-    adapter = message_adapter_class(schemas, store=store)
+    adapter = _in_process_adapter()(schemas)
     with _adapter_errors("loadAndUpdateRemoteEvent"):
         full = adapter.load_and_update_remote_event(cumulus_message, context_dict(context))
     with _adapter_errors("loadNestedEvent"):

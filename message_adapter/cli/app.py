@@ -8,13 +8,13 @@ arguments get click's usual explanations.
 import click
 
 from message_adapter import __version__
-from message_adapter.cli import run_single, run_stream
-from message_adapter.cli_bundle import bundle
-from message_adapter.cli_run import activity, run
+from message_adapter.cli.bundle import bundle
+from message_adapter.cli.run import activity, run
+from message_adapter.sidecar.process import PROG, run_single, run_stream
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cumulus-message-adapter")
+@click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
     """A fast, drop-in Cumulus Message Adapter.
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import socket
 import sys
 import threading
@@ -21,52 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from message_adapter.aws import FATAL_POLL, backoff_delay, error_code, is_transient
 from message_adapter.jsonio import loads
-from message_adapter.runner import Answer, RunResult, answer_for, answer_for_error, failure
+from message_adapter.tasks.runner import Answer, RunResult, answer_for, answer_for_error, failure
 
 Handler = Callable[[Any], RunResult]
-
-TRANSIENT_CODES = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "SlowDown", "ServiceUnavailable",
-    "ServiceUnavailableException", "InternalFailure", "InternalServerError",
-    "InternalError", "RequestTimeout", "RequestTimeoutException",
-})
-# Errors meaning this worker can never poll the activity: stop rather than spin.
-FATAL_POLL_CODES = frozenset({
-    "ActivityDoesNotExist", "InvalidArn", "AccessDeniedException", "AccessDenied",
-    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
-})
-
-
-def error_code(error: BaseException) -> str:
-    """The AWS error code of a botocore ClientError, else ``""``."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_transient(error: BaseException) -> bool:
-    """Throttling, a 5xx, or a dropped connection: worth retrying after a pause."""
-    code = error_code(error)
-    if code:
-        status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return code in TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
-    try:
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import HTTPClientError
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return isinstance(error, (ConnectionError, TimeoutError))
-    return isinstance(error, (BotoConnectionError, HTTPClientError, ConnectionError,
-                              TimeoutError))
-
-
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 20.0,
-                  rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): exponential with full jitter."""
-    return min(cap, base * 2 ** min(attempt, 30)) * rand()
-
 
 def token_digest(token: str) -> str:
     """A short, stable name for a task token, safe to log (the token itself is a secret)."""
@@ -200,7 +158,7 @@ class ActivityWorker:
             except Exception as error:  # noqa: BLE001 - every poll error is logged and handled
                 with self._lock:
                     self._polling -= 1
-                if error_code(error) in FATAL_POLL_CODES:
+                if error_code(error) in FATAL_POLL:
                     self._fatal = f"{error_code(error)}: {error}"
                     self._log("poll_failed", level="error", error=self._fatal, fatal=True)
                     self.stop()  # running tasks still get the grace period

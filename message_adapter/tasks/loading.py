@@ -28,18 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from message_adapter.errors import TaskError
 from message_adapter.jsonio import dumps, loads
+from message_adapter.tasks.workflow_errors import named_workflow_error, python_workflow_error
 
 Task = Callable[[Any, Any], Any]
-
-
-class TaskError(Exception):
-    """A task failed with an error name of its own (from an ``--exec`` task's stderr)."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
 
 
 class TaskLoadError(Exception):
@@ -84,7 +77,23 @@ def load_callable(spec: str) -> Task:
             raise TaskLoadError(f"{target!r} has no {attribute!r} for task {spec!r}")
     if not callable(function):
         raise TaskLoadError(f"task {spec!r} is not callable")
-    return _awaiting(function)
+    return PythonTask(_awaiting(function), spec)
+
+
+class PythonTask:
+    """A Python callable run in-process; its failures follow the Python client's rules."""
+
+    def __init__(self, function: Callable[[Any, Any], Any], spec: str) -> None:
+        self.function = function
+        self.spec = spec
+
+    def __call__(self, nested_event: Any, context: Any = None) -> Any:
+        return self.function(nested_event, context)
+
+    @staticmethod
+    def workflow_error(error: BaseException) -> str | None:
+        """The Python client's WorkflowError rule (see ``workflow_errors``)."""
+        return python_workflow_error(error)
 
 
 def _import_file(path: Path) -> Any:
@@ -112,12 +121,6 @@ def _awaiting(function: Callable[..., Any]) -> Task:
 
     call.__name__ = getattr(function, "__name__", "task")
     return call
-
-
-def error_name(error: BaseException) -> str:
-    """The name the WorkflowError rule looks at: a TaskError's own, else the class name."""
-    name = getattr(error, "name", None) if isinstance(error, TaskError) else None
-    return name if isinstance(name, str) and name else type(error).__name__
 
 
 def parse_error_line(line: bytes | str) -> tuple[str, str] | None:
@@ -235,6 +238,11 @@ class ExecTask:
         out = self._log or sys.stderr.buffer
         out.write(line if line.endswith(b"\n") else line + b"\n")
         out.flush()
+
+    @staticmethod
+    def workflow_error(error: BaseException) -> str | None:
+        """The task protocol's WorkflowError rule: the name on the last stderr line."""
+        return named_workflow_error(error.name) if isinstance(error, TaskError) else None
 
     def kill_all(self) -> None:
         """Kill every running task command (and its children): for a shutdown deadline."""

@@ -1,8 +1,8 @@
-"""The ``cumulus-message-adapter`` command line.
+"""The sidecar process: its set-up, and serving the stream or one command on stdin/stdout.
 
-The hot paths (``stream`` and the three single commands) are dispatched by hand so a
-Lambda cold start does not pay for importing click; everything else (``--help``, and the
-tools added beside the adapter) goes through the click group in ``cli_tools``.
+This is the imperative shell around ``protocol.serve`` and ``commands.Adapter``: signals,
+garbage collection, pipe buffers, exit codes. Errors are reported with
+``errors.describe`` as everywhere else.
 """
 
 import gc
@@ -12,18 +12,10 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from message_adapter.commands import COMMANDS
+from message_adapter.errors import describe
 
 PROG = "cumulus-message-adapter"
 _PIPE_BUFFER = 1 << 20
-
-
-def describe(error: BaseException) -> dict:
-    """``{"name", "message"}`` for an error, the message on one line."""
-    message = getattr(error, "message", None)
-    if not isinstance(message, str) or not message:
-        message = str(error) or type(error).__name__
-    return {"name": type(error).__name__, "message": " ".join(message.split())}
 
 
 def _fail(prefix: str, error: BaseException) -> NoReturn:
@@ -51,7 +43,7 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
 
 
 def _runner(verbose: bool) -> Any:
-    from message_adapter.commands import Adapter
+    from message_adapter.sidecar.commands import Adapter
 
     adapter = Adapter()
     if not verbose:
@@ -70,7 +62,7 @@ def _runner(verbose: bool) -> Any:
 
 def run_stream(structured_errors: bool = False, verbose: bool = False) -> NoReturn:
     """Serve the stream protocol on stdin/stdout until ``<EXIT>`` or end of input."""
-    from message_adapter.protocol import serve
+    from message_adapter.sidecar.protocol import serve
 
     _prepare_process()
     # Our own 1 MiB buffers: a 17 MB request then takes a few dozen reads, not thousands,
@@ -97,17 +89,3 @@ def run_single(command: str, verbose: bool = False) -> NoReturn:
     except Exception as error:
         _fail(command, error)
     os._exit(0)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script and of ``python -m message_adapter``."""
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in COMMANDS and set(args[1:]) <= {"-v", "--verbose"}:
-        run_single(args[0], verbose=bool(args[1:]))
-    if args and args[0] == "stream" and set(args[1:]) <= {
-        "--structured-errors", "-v", "--verbose"
-    }:
-        run_stream("--structured-errors" in args, verbose=bool({"-v", "--verbose"} & set(args)))
-    from message_adapter.cli_tools import cli
-
-    cli.main(args=args, prog_name=PROG)

@@ -67,13 +67,13 @@ def _read_json(path: str, what: str) -> Any:
 
 
 def _store(store_dir: str | None) -> Any:
-    from message_adapter.remote_store import LocalDirStore, S3Store
+    from message_adapter.stores import LocalDirStore, shared_s3_store
 
-    return LocalDirStore(store_dir) if store_dir else S3Store()
+    return LocalDirStore(store_dir) if store_dir else shared_s3_store()
 
 
 def _load_task(task: str | None, exec_command: str | None) -> Any:
-    from message_adapter.task import TaskLoadError, load_task
+    from message_adapter.tasks.loading import TaskLoadError, load_task
 
     try:
         return load_task(task, exec_command)
@@ -111,11 +111,11 @@ def run(args: tuple[str, ...], exec_command: str | None, context_file: str | Non
     A task error named ...WorkflowError prints the incoming message with payload null and
     exception set (exit 0); any other error is one line on stderr and exit 1.
     """
-    from message_adapter.cli import describe
-    from message_adapter.commands import Adapter
+    from message_adapter.errors import describe
     from message_adapter.jsonio import dumps
-    from message_adapter.runner import run_message
-    from message_adapter.task import TaskContext
+    from message_adapter.sidecar.commands import Adapter
+    from message_adapter.tasks.loading import TaskContext
+    from message_adapter.tasks.runner import run_message
 
     task_spec, message_file = _split_args(args, exec_command, ["TASK", "MESSAGE"])
     task = _load_task(task_spec, exec_command)
@@ -133,8 +133,6 @@ def run(args: tuple[str, ...], exec_command: str | None, context_file: str | Non
             result = run_message(adapter, task, message, context, parse_schemas(schemas))
     except Exception as error:
         info = describe(error)
-        if hasattr(error, "name") and isinstance(error.name, str):
-            info["name"] = error.name
         click.echo(f"run: {info['name']}: {info['message']}", err=True)
         sys.exit(1)
     if pretty:
@@ -179,10 +177,10 @@ def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
     ends the grace period at once). Polls already waiting (up to 60 s) are let finish,
     so a task they deliver is still answered.
     """
-    from message_adapter.commands import Adapter
-    from message_adapter.runner import run_message
-    from message_adapter.task import ExecTask, TaskContext
-    from message_adapter.worker import ActivityWorker, activity_name, make_sfn_clients
+    from message_adapter.sidecar.commands import Adapter
+    from message_adapter.tasks.loading import ExecTask, TaskContext
+    from message_adapter.tasks.runner import run_message
+    from message_adapter.tasks.worker import ActivityWorker, activity_name, make_sfn_clients
 
     (task_spec,) = _split_args(args, exec_command, ["TASK"])
     task = _load_task(task_spec, exec_command)

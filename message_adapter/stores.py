@@ -1,8 +1,11 @@
-"""Where offloaded message parts live: S3, or a local folder standing in for it.
+"""Where offloaded message parts live: the ``RemoteStore`` interface and its three stores.
 
-Both stores have the two calls ``message_flow`` needs (``get_json`` and ``put_json``).
-boto3 is imported only when a message first touches S3, so messages that never do pay
-nothing for it. Errors name the bucket and key and say what to check.
+``S3Store`` is production; ``LocalDirStore`` is a folder standing in for S3 (``run
+--store``); ``MemoryStore`` is a dict, shipped for tests and for users' own tests. Each has
+the two calls the message rules need (``get_json`` and ``put_json``) and the same promise:
+a stored part is never overwritten. boto3 is imported only when a message first touches
+S3, so messages that never do pay nothing for it. Errors name the bucket and key and say
+what to check.
 
 S3 is reached as the standard AWS settings say (``AWS_ENDPOINT_URL``,
 ``AWS_ENDPOINT_URL_S3``, region, credentials, ``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``), or,
@@ -11,28 +14,43 @@ did. Transient failures are retried: requests by botocore's standard retry mode,
 cut off while being read by ``get_json`` itself.
 """
 
+from __future__ import annotations
+
 import os
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from message_adapter.aws import (
+    ACCESS_DENIED,
+    ALREADY_EXISTS,
+    BAD_CREDENTIALS,
+    NO_SUCH_BUCKET,
+    NO_SUCH_KEY,
+    NOT_IMPLEMENTED,
+    error_code,
+)
 from message_adapter.errors import RemoteStoreError
-from message_adapter.jsonio import loads
+from message_adapter.jsonio import dumps, loads
 
-EXPIRES_AFTER = timedelta(days=7)
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# pathlib and datetime are imported where used: the sidecar's cold start needs neither.
+
+EXPIRES_AFTER_DAYS = 7
 TOTAL_ATTEMPTS = 5
 """Attempts per S3 request (first try included) unless ``AWS_MAX_ATTEMPTS`` says otherwise."""
 READ_ATTEMPTS = 3
 """Attempts at reading an object whose body is cut off in transit."""
 
-_ACCESS_DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled"})
-_BAD_CREDENTIALS = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
-    "TokenRefreshRequired", "InvalidClientTokenId",
-})
-_ALREADY_THERE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
-_NOT_IMPLEMENTED = frozenset({"NotImplemented", "501"})
+class RemoteStore(Protocol):
+    """Where large message parts live: S3, or a stand-in with the same two calls."""
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        """Return the parsed JSON stored at bucket/key."""
+
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        """Store JSON text at bucket/key; never overwrite an existing object."""
 
 
 class S3Store:
@@ -84,6 +102,8 @@ class S3Store:
         retried request whose first attempt landed); an endpoint without conditional
         writes gets a plain write (keys are random, so nothing is overwritten in practice).
         """
+        from datetime import datetime, timedelta, timezone
+
         try:
             client = self.client
             request = {
@@ -91,7 +111,7 @@ class S3Store:
                 "Key": key,
                 "Body": body,
                 "ContentType": "application/json",
-                "Expires": datetime.now(timezone.utc) + EXPIRES_AFTER,
+                "Expires": datetime.now(timezone.utc) + timedelta(days=EXPIRES_AFTER_DAYS),
             }
             if self._conditional_writes is None:
                 self._conditional_writes = _supports_if_none_match(client)
@@ -100,12 +120,12 @@ class S3Store:
             try:
                 client.put_object(**request)
             except Exception as error:
-                code = _error_code(error)
-                if code in _NOT_IMPLEMENTED and "IfNoneMatch" in request:
+                code = error_code(error)
+                if code in NOT_IMPLEMENTED and "IfNoneMatch" in request:
                     self._conditional_writes = False
                     del request["IfNoneMatch"]
                     client.put_object(**request)
-                elif code in _ALREADY_THERE and self._holds(bucket, key, body):
+                elif code in ALREADY_EXISTS and self._holds(bucket, key, body):
                     return
                 else:
                     raise
@@ -117,6 +137,23 @@ class S3Store:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
         except Exception:
             return False
+
+
+_shared_s3: S3Store | None = None
+
+
+def shared_s3_store() -> S3Store:
+    """One ``S3Store`` per process: adapters made per invocation share its boto3 client."""
+    global _shared_s3
+    if _shared_s3 is None:
+        _shared_s3 = S3Store()
+    return _shared_s3
+
+
+def reset_shared_s3_store() -> None:
+    """Forget the shared store, so the next one reads the AWS settings again (for tests)."""
+    global _shared_s3
+    _shared_s3 = None
 
 
 def make_s3_client() -> Any:
@@ -160,35 +197,30 @@ def _is_broken_stream(error: Exception) -> bool:
     return isinstance(error, kinds)
 
 
-def _error_code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStoreError:
     where = f"s3://{bucket}/{key}"
-    code = _error_code(error)
-    if code in ("NoSuchKey", "404") and action == "read":
+    code = error_code(error)
+    if code in NO_SUCH_KEY and action == "read":
         return RemoteStoreError(
             f"cannot read {where}: no such object; it may have expired (offloaded parts "
             "live 7 days) or the replace.Key is wrong"
         )
-    if code == "NoSuchBucket":
+    if code in NO_SUCH_BUCKET:
         return RemoteStoreError(
             f"cannot {action} {where}: bucket {bucket!r} does not exist; check the "
             "bucket name (cumulus_meta.system_bucket for offloads)"
         )
-    if code in _ACCESS_DENIED:
+    if code in ACCESS_DENIED:
         return RemoteStoreError(
             f"cannot {action} {where}: access denied; the task's role needs "
             f"s3:{'GetObject' if action == 'read' else 'PutObject'} on that bucket"
         )
-    if code in _BAD_CREDENTIALS:
+    if code in BAD_CREDENTIALS:
         return RemoteStoreError(
             f"cannot {action} {where}: the AWS credentials were rejected ({code}); check "
             "the task's role or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN"
         )
-    if code in _ALREADY_THERE and action == "write":
+    if code in ALREADY_EXISTS and action == "write":
         return RemoteStoreError(
             f"cannot write {where}: an object already exists there and offloaded parts are "
             "never overwritten"
@@ -219,6 +251,8 @@ class LocalDirStore:
     """A folder standing in for S3: ``DIR/<bucket>/<key>``, never reaching outside DIR."""
 
     def __init__(self, root: str | os.PathLike) -> None:
+        from pathlib import Path
+
         self.root = Path(root).resolve()
 
     def path_for(self, bucket: str, key: str) -> Path:
@@ -258,3 +292,23 @@ class LocalDirStore:
                 handle.write(body)
         except FileExistsError:
             raise RemoteStoreError(f"cannot write {bucket}/{key}: {path} already exists") from None
+
+
+class MemoryStore:
+    """A dict standing in for S3, ``{(bucket, key): bytes}``: for tests, yours and ours."""
+
+    def __init__(self, objects: dict[tuple[str, str], Any] | None = None) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {
+            key: dumps(value) for key, value in (objects or {}).items()
+        }
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        try:
+            return loads(self.objects[(bucket, key)])
+        except KeyError:
+            raise RemoteStoreError(f"cannot read {bucket}/{key}: no such object") from None
+
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        if (bucket, key) in self.objects:
+            raise RemoteStoreError(f"cannot write {bucket}/{key}: it already exists")
+        self.objects[(bucket, key)] = bytes(body)

@@ -18,7 +18,7 @@ from typing import Any
 
 from message_adapter.errors import TemplateError
 from message_adapter.jsonio import dumps_text
-from message_adapter.paths import CompiledPath, PathSyntaxError, compile_path
+from message_adapter.rules.paths import CompiledPath, PathSyntaxError, compile_path
 
 _ARRAY = re.compile(r"^\{\[(.*)\]\}$", re.DOTALL)
 _DOUBLE = re.compile(r"^\{\{([^{}]*)\}\}$")

@@ -18,7 +18,7 @@ import msgspec
 
 from message_adapter.errors import ProtocolError
 from message_adapter.jsonio import loads
-from message_adapter.templates import referenced_roots
+from message_adapter.rules import message_flow
 
 Raw = msgspec.Raw
 
@@ -35,11 +35,12 @@ _decode_request = msgspec.json.Decoder(_Request).decode
 
 LAZY_FROM = 32 * 1024
 
-_CREATE_NEXT_READS = ("exception", "replace", "ReplaceConfig", "task_config", "cumulus_meta")
-
 
 def parse_request(command: str, body: bytes) -> Any:
-    """The request as a dict, with the parts ``command`` reads decoded and the rest raw."""
+    """The request as a dict, with the parts ``command`` reads decoded and the rest raw.
+
+    What each command reads is declared beside its rule in ``message_flow``.
+    """
     if len(body) < LAZY_FROM:
         return _parse_whole(command, body)
     first_newline = body.find(b"\n")
@@ -55,20 +56,17 @@ def parse_request(command: str, body: bytes) -> Any:
         "handler_response": parsed.handler_response, "message_config": parsed.message_config,
     }
     if command == "loadAndUpdateRemoteEvent":
-        if "cma" in event or "replace" in event:
-            _decode(event, event.keys())
-        else:
-            _decode(event, ("meta",))
+        _decode(event, message_flow.load_and_update_reads(event))
     elif command == "loadNestedEvent":
         task_config = event.get("task_config")
-        roots = _template_roots(bytes(task_config)) if type(task_config) is Raw else set()
-        _decode(event, ("task_config", "cumulus_meta"))
-        _decode(event, event.keys() if roots is None else roots)
+        reads = _template_reads(bytes(task_config)) if type(task_config) is Raw else ()
+        _decode(event, message_flow.LOAD_NESTED_READS)
+        _decode(event, reads)
     elif command == "createNextEvent":
-        _decode(event, _CREATE_NEXT_READS)
-        config = parsed.message_config
-        if event.get("ReplaceConfig") or (isinstance(config, dict) and "outputs" in config):
-            _decode(event, event.keys())
+        _decode(event, message_flow.CREATE_NEXT_READS)
+        reads, reads_response = message_flow.create_next_reads(event, parsed.message_config)
+        _decode(event, reads)
+        if reads_response:
             request["handler_response"] = decode_raw(parsed.handler_response)
     return request
 
@@ -79,24 +77,18 @@ def decode_raw(value: Any) -> Any:
 
 
 def _decode(event: dict, keys: Any) -> None:
-    for key in list(keys):
+    """Decode ``keys`` of ``event`` in place (every key when ``keys`` is ``None``)."""
+    for key in list(event.keys() if keys is None else keys):
         value = event.get(key)
         if type(value) is Raw:
             event[key] = loads(value)
 
 
 @lru_cache(maxsize=256)
-def _template_roots(task_config_json: bytes) -> frozenset[str] | None:
-    """Keys of the message the task config's templates read (cached: configs repeat)."""
-    task_config = loads(task_config_json)
-    if not isinstance(task_config, dict):
-        return frozenset()
-    config = {key: value for key, value in task_config.items() if key != "cumulus_message"}
-    message_config = task_config.get("cumulus_message")
-    if isinstance(message_config, dict) and "input" in message_config:
-        config["input"] = message_config["input"]
-    roots = referenced_roots(config)
-    return None if roots is None else frozenset(roots)
+def _template_reads(task_config_json: bytes) -> Any:
+    """``load_nested_reads`` of a task config, cached by its text: configs repeat."""
+    reads = message_flow.load_nested_reads(loads(task_config_json))
+    return None if reads is None else frozenset(reads)
 
 
 def _parse_whole(command: str, body: bytes) -> Any:

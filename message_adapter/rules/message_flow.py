@@ -4,26 +4,31 @@ Nothing here mutates its arguments or deep-copies them: results share unchanged 
 with the input and copy only the containers on the way to what changed. The only I/O is
 through the ``RemoteStore`` passed in (S3 in production, a dict or a folder in tests and
 local runs), and schema checks go through the ``validate`` callable passed in.
+
+Beside each rule stands what it reads (``*_reads``): the top-level keys of the event it
+looks into. The sidecar decodes exactly those keys of a large request; the others may
+arrive as raw JSON text, which the rules pass through untouched and never inspect.
 """
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
 
 from message_adapter.errors import MessageError
-from message_adapter.paths import CompiledPath, PathSyntaxError, compile_path, set_at, set_creating
-from message_adapter.templates import resolve, resolve_string
+from message_adapter.rules.paths import (
+    CompiledPath,
+    PathSyntaxError,
+    compile_path,
+    set_at,
+    set_creating,
+)
+from message_adapter.rules.templates import referenced_roots, resolve, resolve_string
+
+if TYPE_CHECKING:
+    from message_adapter.stores import RemoteStore
 
 Validate = Callable[[Any, str], None]
-
-
-class RemoteStore(Protocol):
-    """Where large message parts live: S3, or a stand-in with the same two calls."""
-
-    def get_json(self, bucket: str, key: str) -> Any:
-        """Return the parsed JSON stored at bucket/key."""
-
-    def put_json(self, bucket: str, key: str, body: bytes) -> None:
-        """Store JSON text at bucket/key (S3 marks it to expire after 7 days)."""
+Reads = Collection[str] | None
+"""Top-level event keys a rule reads; ``None`` when it may read any of them."""
 
 
 def _no_validation(document: Any, schema_type: str) -> None:
@@ -48,7 +53,12 @@ def _require_object(value: Any, what: str) -> dict:
 # ---- loadAndUpdateRemoteEvent -------------------------------------------------------
 
 
-def load_and_update_remote_event(event: dict, context: Any, store: RemoteStore) -> dict:
+def load_and_update_reads(event: Collection[str]) -> Reads:
+    """``cma`` and ``replace`` rebuild the whole message; otherwise only ``meta`` is read."""
+    return None if "cma" in event or "replace" in event else ("meta",)
+
+
+def load_and_update_remote_event(event: dict, context: Any, store: "RemoteStore") -> dict:
     """Unwrap a ``cma`` message, load a ``replace``d part from the store, record the task."""
     _require_object(event, "event")
     cma = event.get("cma")
@@ -70,7 +80,7 @@ def load_and_update_remote_event(event: dict, context: Any, store: RemoteStore) 
     return message
 
 
-def _load_remote(message: dict, store: RemoteStore) -> dict:
+def _load_remote(message: dict, store: "RemoteStore") -> dict:
     replace = message.get("replace")
     if replace is None and "replace" not in message:
         return message
@@ -130,6 +140,21 @@ def _record_task(message: dict, context: dict) -> dict:
 # ---- loadNestedEvent ----------------------------------------------------------------
 
 
+LOAD_NESTED_READS = ("task_config", "cumulus_meta")
+"""Read by every loadNestedEvent; the templates may read more (``load_nested_reads``)."""
+
+
+def load_nested_reads(task_config: Any) -> Reads:
+    """The keys ``task_config``'s templates read, besides ``LOAD_NESTED_READS``."""
+    if not isinstance(task_config, dict):
+        return ()
+    config = {key: value for key, value in task_config.items() if key != "cumulus_message"}
+    message_config = task_config.get("cumulus_message")
+    if isinstance(message_config, dict) and "input" in message_config:
+        config["input"] = message_config["input"]
+    return referenced_roots(config)
+
+
 def load_nested_event(event: dict, validate: Validate = _no_validation) -> dict:
     """Build the task's ``{input, config, messageConfig?, cumulus_config?}``."""
     _require_object(event, "event")
@@ -171,11 +196,27 @@ def load_nested_event(event: dict, validate: Validate = _no_validation) -> dict:
 # ---- createNextEvent ----------------------------------------------------------------
 
 
+CREATE_NEXT_READS = ("exception", "replace", "ReplaceConfig", "task_config", "cumulus_meta")
+"""Read by every createNextEvent; outputs and offloading read more (``create_next_reads``)."""
+
+
+def create_next_reads(event: dict, message_config: Any) -> tuple[Reads, bool]:
+    """``(event keys, whether the handler response is read)`` beyond ``CREATE_NEXT_READS``.
+
+    ``outputs`` read the response and write anywhere; an offload measures and moves any
+    part of the message: both need everything.
+    """
+    if event.get("ReplaceConfig") or (isinstance(message_config, dict)
+                                      and "outputs" in message_config):
+        return None, True
+    return (), False
+
+
 def create_next_event(
     event: dict,
     handler_response: Any,
     message_config: Any,
-    store: RemoteStore,
+    store: "RemoteStore",
     validate: Validate = _no_validation,
 ) -> dict:
     """Put the task's response into the message and offload per ``ReplaceConfig``."""
@@ -219,7 +260,7 @@ def _assign_output(message: dict, response: Any, output: Any, position: int) -> 
     return message
 
 
-def _offload(message: dict, store: RemoteStore) -> dict:
+def _offload(message: dict, store: "RemoteStore") -> dict:
     replace_config = message.pop("ReplaceConfig")
     _require_object(replace_config, "ReplaceConfig")
     if message.get("task_config"):

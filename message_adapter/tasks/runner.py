@@ -1,9 +1,9 @@
 """Run one Cumulus message through the adapter and a task: the core of ``run`` and ``activity``.
 
 ``run_message`` is the whole flow: loadAndUpdateRemoteEvent, loadNestedEvent, the task,
-createNextEvent. The rules around it are pure functions: the clients' WorkflowError rule
-(``is_workflow_error`` / ``workflow_error_message``) and the shaping of a Step Functions
-answer (``answer_for``), so both edges behave alike and the rules are tested alone.
+createNextEvent. A task failure that its client's WorkflowError rule accepts (see
+``workflow_errors``) continues the workflow. The shaping of a Step Functions answer
+(``answer_for``) is a pure function here, so ``run`` and the worker behave alike.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from message_adapter.commands import Adapter
+from message_adapter.errors import describe
 from message_adapter.jsonio import dumps
-from message_adapter.task import Task, error_name
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.tasks.loading import Task
+from message_adapter.tasks.workflow_errors import python_workflow_error, workflow_error_message
 
 # Step Functions' limits for SendTaskSuccess output and SendTaskFailure error/cause.
 MAX_OUTPUT_BYTES = 256 * 1024
@@ -42,34 +44,27 @@ class Answer:
         return self.output is not None
 
 
-def is_workflow_error(name: str) -> bool:
-    """The clients' rule: an error whose name contains ``WorkflowError`` continues the flow."""
-    return "WorkflowError" in name
-
-
-def workflow_error_message(incoming: Any, name: str) -> dict:
-    """The incoming message with ``payload: null`` and ``exception: <name>``, as the Node
-    client returns it when a task raises a WorkflowError."""
-    base = incoming if isinstance(incoming, dict) else {}
-    return {**base, "payload": None, "exception": name}
-
-
 def run_message(
     adapter: Adapter, task: Task, message: Any, context: Any = None, schemas: Any = None
 ) -> RunResult:
-    """The next message for ``message``; raises the task's or the adapter's error unless
-    its name contains WorkflowError."""
+    """The next message for ``message``.
+
+    Adapter errors propagate; so does a task's error, unless the task's WorkflowError rule
+    (its ``workflow_error`` method, else the Python client's rule) accepts it.
+    """
+    full = adapter.load_and_update_remote_event(event=message, context=context)
+    nested = adapter.load_nested_event(event=full, schemas=schemas)
+    message_config = nested.pop("messageConfig", None)
     try:
-        full = adapter.load_and_update_remote_event(message, context)
-        nested = adapter.load_nested_event(full, schemas)
-        message_config = nested.pop("messageConfig", None)
         response = task(nested, context)
-        return RunResult(adapter.create_next_event(full, response, message_config, schemas))
     except Exception as error:
-        name = error_name(error)
-        if is_workflow_error(name):
-            return RunResult(workflow_error_message(message, name), name)
-        raise
+        rule = getattr(task, "workflow_error", python_workflow_error)
+        exception = rule(error)
+        if exception is None:
+            raise
+        return RunResult(workflow_error_message(message, exception), exception)
+    return RunResult(adapter.create_next_event(
+        event=full, handler_response=response, message_config=message_config, schemas=schemas))
 
 
 def trim(text: str, limit: int) -> str:
@@ -84,14 +79,6 @@ def failure(name: str, message: str) -> Answer:
     """A SendTaskFailure answer within Step Functions' limits."""
     return Answer(error=trim(name or "Error", MAX_ERROR_CHARS),
                   cause=trim(message, MAX_CAUSE_CHARS))
-
-
-def describe_error(error: BaseException) -> tuple[str, str]:
-    """``(name, message)`` of an error, the message on one line."""
-    message = getattr(error, "message", None)
-    if not isinstance(message, str) or not message:
-        message = str(error) or type(error).__name__
-    return error_name(error), " ".join(message.split())
 
 
 def answer_for(result: RunResult) -> Answer:
@@ -110,4 +97,5 @@ def answer_for(result: RunResult) -> Answer:
 
 def answer_for_error(error: BaseException) -> Answer:
     """SendTaskFailure with the error's name and message."""
-    return failure(*describe_error(error))
+    info = describe(error)
+    return failure(info["name"], info["message"])
