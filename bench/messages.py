@@ -25,15 +25,17 @@ def _granule(index: int) -> dict[str, Any]:
     files = []
     for position, (suffix, kind, bucket) in enumerate(FILE_KINDS):
         name = f"{granule_id}.{suffix}"
-        chunk = digest[position * 8:(position + 1) * 8]
-        files.append({
-            "bucket": bucket,
-            "key": f"MOD09GQ___006/{name}",
-            "fileName": name,
-            "size": 1024 + int.from_bytes(chunk, "big") % 40_000_000,
-            "checksum": hashlib.md5(chunk).hexdigest(),
-            "type": kind,
-        })
+        chunk = digest[position * 8 : (position + 1) * 8]
+        files.append(
+            {
+                "bucket": bucket,
+                "key": f"MOD09GQ___006/{name}",
+                "fileName": name,
+                "size": 1024 + int.from_bytes(chunk, "big") % 40_000_000,
+                "checksum": hashlib.md5(chunk).hexdigest(),
+                "type": kind,
+            }
+        )
     return {
         "granuleId": granule_id,
         "dataType": "MOD09GQ",
@@ -49,7 +51,7 @@ def make_message(granules: int) -> dict[str, Any]:
     return {
         "cumulus_meta": {
             "state_machine": "arn:aws:states:us-east-1:123456789012:stateMachine:"
-                             "bench-IngestGranuleStateMachine",
+            "bench-IngestGranuleStateMachine",
             "execution_name": f"bench-{granules:05d}-0c2e4f",
             "system_bucket": "bench-internal",
             "message_source": "sfn",
@@ -63,7 +65,7 @@ def make_message(granules: int) -> dict[str, Any]:
                 "process": "modis",
                 "granuleIdExtraction": "(MOD09GQ\\..*)(\\.hdf|\\.cmr|_ndvi\\.jpg)",
                 "url_path": "{cmrMetadata.Granule.Collection.ShortName}___"
-                            "{cmrMetadata.Granule.Collection.VersionId}",
+                "{cmrMetadata.Granule.Collection.VersionId}",
             },
             "provider": {
                 "id": "bench-provider",

@@ -55,29 +55,49 @@ print(json.dumps({{"cold": cold, "warm": warm}}))
 """
 
 
-def measure(env: dict[str, str], granules: int, spawns: int, budget: float,
-            cpu: int | None) -> dict:
+def measure(
+    env: dict[str, str], granules: int, spawns: int, budget: float, cpu: int | None
+) -> dict:
     """Median cold over ``spawns`` fresh processes, median warm over all their warm calls."""
     colds, warms = [], []
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     for _ in range(spawns):
-        code = PROBE.format(client=str(CLIENT), bench=str(BENCH), granules=granules,
-                            budget=budget, min_calls=5, max_calls=2000)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, timeout=600, cwd=REPO, preexec_fn=pin)
+        code = PROBE.format(
+            client=str(CLIENT),
+            bench=str(BENCH),
+            granules=granules,
+            budget=budget,
+            min_calls=5,
+            max_calls=2000,
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            cwd=REPO,
+            preexec_fn=pin,
+        )
         if done.returncode != 0:
             raise SystemExit(f"probe failed:\n{done.stderr}")
         result = json.loads(done.stdout)
         colds.append(result["cold"])
         warms.extend(result["warm"])
-    return {"cold": statistics.median(colds) * 1000, "warm": statistics.median(warms) * 1000,
-            "warm_calls": len(warms)}
+    return {
+        "cold": statistics.median(colds) * 1000,
+        "warm": statistics.median(warms) * 1000,
+        "warm_calls": len(warms),
+    }
 
 
 def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[str, str]]]:
     """``(label, environment)`` for each way of running the adapter."""
-    base = {key: value for key, value in os.environ.items()
-            if not key.startswith("CUMULUS_MESSAGE_ADAPTER")}
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CUMULUS_MESSAGE_ADAPTER")
+    }
     rows = [
         ("in-process", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "inprocess"}),
         ("sidecar (console script)", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}),
@@ -91,8 +111,12 @@ def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[st
             layer.mkdir()
             (layer / "cma_bin").symlink_to(out / "cma_bin")
             (layer / "cma-bundle.json").write_text(json.dumps({"python": "0.0"}))
-            rows.append(("sidecar (BUNDLE/cma_bin/cma)",
-                         {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(layer)}))
+            rows.append(
+                (
+                    "sidecar (BUNDLE/cma_bin/cma)",
+                    {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(layer)},
+                )
+            )
     return rows
 
 
@@ -101,13 +125,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke runs")
     parser.add_argument("--bundle", help="also measure a sidecar from this bundle directory")
     parser.add_argument("--output", help="also write the markdown table to this file")
-    parser.add_argument("--cpu", default="last",
-                        help="pin the task process and its sidecar to this CPU (default: the "
-                             "last one; 'none' to let them float)")
+    parser.add_argument(
+        "--cpu",
+        default="last",
+        help="pin the task process and its sidecar to this CPU (default: the "
+        "last one; 'none' to let them float)",
+    )
     args = parser.parse_args()
     spawns, budget = (2, 0.2) if args.quick else (7, 3.0)
-    cpu = None if args.cpu == "none" else (
-        max(os.sched_getaffinity(0)) if args.cpu == "last" else int(args.cpu))
+    cpu = (
+        None
+        if args.cpu == "none"
+        else (max(os.sched_getaffinity(0)) if args.cpu == "last" else int(args.cpu))
+    )
 
     lines = [
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; task returns its input; "
@@ -122,8 +152,10 @@ def main() -> None:
             for granules in SIZES:
                 started = time.perf_counter()
                 result = measure(env, granules, spawns, budget, cpu)
-                lines.append(f"| {label} | {granules} | {result['cold']:.2f} | "
-                             f"{result['warm']:.3f} | {result['warm_calls']} |")
+                lines.append(
+                    f"| {label} | {granules} | {result['cold']:.2f} | "
+                    f"{result['warm']:.3f} | {result['warm_calls']} |"
+                )
                 print(lines[-1], f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     table = "\n".join(lines) + "\n"
     print(table)

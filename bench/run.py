@@ -95,31 +95,52 @@ def measure(
             sidecars, message, LAMBDA_CONTEXT, mode.budget, mode.min_cycles, mode.max_cycles
         )
         limit = 2.0 if granules <= 1 else 1.25
-        rows.append(Row(
-            f"warm cycle, {_granules(granules)} ({_size_text(size)})",
-            results["ours"].median, results["floor"].median, "ms",
-            target=f"≤ {limit:g}x floor", ratio_limit=limit,
-            samples=str(len(results["ours"].cycles)),
-        ))
+        rows.append(
+            Row(
+                f"warm cycle, {_granules(granules)} ({_size_text(size)})",
+                results["ours"].median,
+                results["floor"].median,
+                "ms",
+                target=f"≤ {limit:g}x floor",
+                ratio_limit=limit,
+                samples=str(len(results["ours"].cycles)),
+            )
+        )
         at_limit = granules == 20000
-        rss_rows.append(Row(
-            f"peak RSS, {_granules(granules)}",
-            results["ours"].peak_rss, results["floor"].peak_rss, "MB",
-            target="≤ 200 MB" if at_limit else "—",
-            absolute_limit=RSS_LIMIT if at_limit else None,
-        ))
+        rss_rows.append(
+            Row(
+                f"peak RSS, {_granules(granules)}",
+                results["ours"].peak_rss,
+                results["floor"].peak_rss,
+                "MB",
+                target="≤ 200 MB" if at_limit else "—",
+                absolute_limit=RSS_LIMIT if at_limit else None,
+            )
+        )
     log("spawn to first answer ...")
     first = driver.spawn_to_first_answer(sidecars, make_message(1), LAMBDA_CONTEXT, mode.spawns)
-    rows.append(Row(
-        "spawn to first answer (1 granule)", first["ours"], first["floor"], "ms",
-        target="≤ 1.5x floor", ratio_limit=1.5, samples=str(mode.spawns),
-    ))
+    rows.append(
+        Row(
+            "spawn to first answer (1 granule)",
+            first["ours"],
+            first["floor"],
+            "ms",
+            target="≤ 1.5x floor",
+            ratio_limit=1.5,
+            samples=str(mode.spawns),
+        )
+    )
     log("start to exit ...")
     bare = driver.start_to_exit(sidecars, mode.spawns)
-    rows.append(Row(
-        "cold start to exit (no requests)", bare["ours"], bare["floor"], "ms",
-        samples=str(mode.spawns),
-    ))
+    rows.append(
+        Row(
+            "cold start to exit (no requests)",
+            bare["ours"],
+            bare["floor"],
+            "ms",
+            samples=str(mode.spawns),
+        )
+    )
     rows.extend(rss_rows)
     return rows
 
@@ -142,6 +163,7 @@ def pin(choice: str) -> int | None:
 
 def _code_version() -> str:
     """The commit measured, marked when the working tree differs from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(BENCH.parent), *args], capture_output=True, text=True, check=False
@@ -150,8 +172,9 @@ def _code_version() -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown"
-    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--",
-                                                      "message_adapter") else "")
+    return commit + (
+        " + uncommitted changes" if git("status", "--porcelain", "--", "message_adapter") else ""
+    )
 
 
 def _environment_notes() -> list[str]:
@@ -213,17 +236,20 @@ def main(argv: list[str] | None = None) -> int:
         "--sidecar", help="command line to measure instead of `python -m message_adapter stream`"
     )
     parser.add_argument(
-        "--cpu", default="auto",
+        "--cpu",
+        default="auto",
         help="CPU to pin the driver and sidecars to ('auto': the last allowed one; "
-             "'none': no pinning)",
+        "'none': no pinning)",
     )
     parser.add_argument(
-        "--sizes", default=",".join(map(str, SIZES)),
+        "--sizes",
+        default=",".join(map(str, SIZES)),
         help="comma-separated granule counts (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     ours = (
-        shlex.split(args.sidecar) if args.sidecar
+        shlex.split(args.sidecar)
+        if args.sidecar
         else [sys.executable, "-m", "message_adapter", "stream"]
     )
     floor = [sys.executable, str(BENCH / "floor.py")]

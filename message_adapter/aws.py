@@ -7,29 +7,61 @@ connection-level error has to be recognised.
 
 from collections.abc import Callable
 
-ACCESS_DENIED = frozenset({
-    "AccessDenied", "AccessDeniedException", "403", "Forbidden", "AllAccessDisabled",
-})
-BAD_CREDENTIALS = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
-    "ExpiredTokenException", "TokenRefreshRequired", "InvalidClientTokenId",
-    "UnrecognizedClientException",
-})
+ACCESS_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "403",
+        "Forbidden",
+        "AllAccessDisabled",
+    }
+)
+BAD_CREDENTIALS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    }
+)
 NO_SUCH_KEY = frozenset({"NoSuchKey", "404"})
 NO_SUCH_BUCKET = frozenset({"NoSuchBucket"})
 ALREADY_EXISTS = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 NOT_IMPLEMENTED = frozenset({"NotImplemented", "501"})
-TRANSIENT = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "SlowDown", "ServiceUnavailable",
-    "ServiceUnavailableException", "InternalFailure", "InternalServerError",
-    "InternalError", "RequestTimeout", "RequestTimeoutException",
-})
+TRANSIENT = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 # Step Functions refusals meaning a worker can never poll its activity: stop, do not spin.
-FATAL_POLL = frozenset({
-    "ActivityDoesNotExist", "InvalidArn", "AccessDeniedException", "AccessDenied",
-    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
-})
+FATAL_POLL = frozenset(
+    {
+        "ActivityDoesNotExist",
+        "InvalidArn",
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ValidationException",
+    }
+)
 
 
 def error_code(error: BaseException) -> str:
@@ -51,12 +83,12 @@ def is_transient(error: BaseException) -> bool:
         from botocore.exceptions import HTTPClientError
     except ImportError:  # pragma: no cover - boto3 is a dependency
         return isinstance(error, (ConnectionError, TimeoutError))
-    return isinstance(error, (BotoConnectionError, HTTPClientError, ConnectionError,
-                              TimeoutError))
+    return isinstance(error, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
 
 
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 20.0,
-                  rand: Callable[[], float] | None = None) -> float:
+def backoff_delay(
+    attempt: int, base: float = 0.5, cap: float = 20.0, rand: Callable[[], float] | None = None
+) -> float:
     """Seconds to wait before retry ``attempt`` (0-based): exponential with full jitter."""
     if rand is None:
         import random

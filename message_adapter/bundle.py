@@ -62,11 +62,11 @@ from message_adapter.cli import main  # noqa: E402
 main()
 '''
 
-ENTRY_PY = '''\
+ENTRY_PY = """\
 from message_adapter.cli import main
 
 main()
-'''
+"""
 
 Log = Callable[[str], None]
 
@@ -246,8 +246,17 @@ def vendor_dependencies(out: Path) -> None:
         constraints = Path(scratch) / "constraints.txt"
         constraints.write_text(_installed_constraints())
         command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-input", "--target", str(out), "--constraint", str(constraints),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+            str(out),
+            "--constraint",
+            str(constraints),
             *runtime_requirements(),
         ]
         result = subprocess.run(command, capture_output=True, text=True)
@@ -295,10 +304,26 @@ def build_executable(out: Path) -> Path:
         entry = work / "cma_entry.py"
         entry.write_text(ENTRY_PY)
         command = [
-            sys.executable, "-m", "PyInstaller", str(entry), "--name", "cma", "--onedir",
-            "--noconfirm", "--log-level", "WARN", "--distpath", str(work / "dist"),
-            "--workpath", str(work / "build"), "--specpath", str(work), "--paths", str(out),
-            "--exclude-module", "tkinter",
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            str(entry),
+            "--name",
+            "cma",
+            "--onedir",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(work / "dist"),
+            "--workpath",
+            str(work / "build"),
+            "--specpath",
+            str(work),
+            "--paths",
+            str(out),
+            "--exclude-module",
+            "tkinter",
         ]
         for name in _foreign_modules(out):
             command += ["--exclude-module", name]
@@ -330,8 +355,11 @@ def _foreign_modules(out: Path) -> list[str]:
     import site
 
     vendored = {module.name for module in pkgutil.iter_modules([str(out)])}
-    roots = [path for path in site.getsitepackages() + [site.getusersitepackages()]
-             if os.path.isdir(path)]
+    roots = [
+        path
+        for path in site.getsitepackages() + [site.getusersitepackages()]
+        if os.path.isdir(path)
+    ]
     found = {module.name for module in pkgutil.iter_modules(roots)}
     return sorted(found - vendored - set(sys.stdlib_module_names))
 

@@ -33,6 +33,8 @@ class MessageAdapter:
     ) -> dict:
         """The next Cumulus message, offloaded to S3 per ``ReplaceConfig``."""
         return self._adapter.create_next_event(
-            event=event, handler_response=handler_response, message_config=message_config,
+            event=event,
+            handler_response=handler_response,
+            message_config=message_config,
             schemas=self.schemas,
         )

@@ -43,6 +43,7 @@ TOTAL_ATTEMPTS = 5
 READ_ATTEMPTS = 3
 """Attempts at reading an object whose body is cut off in transit."""
 
+
 class RemoteStore(Protocol):
     """Where large message parts live: S3, or a stand-in with the same two calls."""
 
@@ -259,9 +260,13 @@ class LocalDirStore:
         """The file for bucket/key; rejects names that would leave the store folder."""
         for label, name in (("bucket", bucket), ("key", key)):
             parts = name.replace("\\", "/").split("/")
-            if (not name or name.startswith("/") or "\0" in name
-                    or any(part in ("", ".", "..") for part in parts)
-                    or (label == "bucket" and len(parts) != 1)):
+            if (
+                not name
+                or name.startswith("/")
+                or "\0" in name
+                or any(part in ("", ".", "..") for part in parts)
+                or (label == "bucket" and len(parts) != 1)
+            ):
                 raise RemoteStoreError(
                     f"{label} {name!r} is not allowed in a local store: use plain names "
                     "without '..', empty parts or a leading '/'"

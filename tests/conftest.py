@@ -34,11 +34,21 @@ DEAD_ENDPOINT = "http://127.0.0.1:9"  # the discard port: nothing listens, refus
 
 # Settings that could lead boto3 to real AWS or to the developer's own credentials.
 _AWS_UNSET = (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "CUMULUS_ENV", "LOCALSTACK_HOST",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_REGION",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "CUMULUS_ENV",
+    "LOCALSTACK_HOST",
 )
 _AWS_SET = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -77,8 +87,12 @@ def fresh_shared_s3_store() -> Iterator[None]:
 # ---- moto server ----------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: float = 0.01,
-               what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float = 5.0,
+    step: float = 0.01,
+    what: str = "condition",
+) -> None:
     """Poll ``condition`` every ``step`` s until it holds; fail if not within ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -97,7 +111,10 @@ class MotoServer:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             self._wait_until_ready()
@@ -166,8 +183,11 @@ def s3(moto_server: MotoServer) -> Any:
         "this botocore ignores AWS_ENDPOINT_URL, so tests could reach real AWS"
     )
     return boto3.client(
-        "s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=moto_server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -278,8 +298,11 @@ class FlakyProxy:
             _send_error(handler, fault.status, fault.code)
             return
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=10)
-        forwarded = {k: v for k, v in headers.items()
-                     if k.lower() not in ("transfer-encoding", "expect", "connection")}
+        forwarded = {
+            k: v
+            for k, v in headers.items()
+            if k.lower() not in ("transfer-encoding", "expect", "connection")
+        }
         forwarded["Content-Length"] = str(len(body))
         upstream.request(handler.command, handler.path, body=body, headers=forwarded)
         response = upstream.getresponse()
@@ -290,8 +313,13 @@ class FlakyProxy:
             return
         handler.send_response(response.status)
         for name, value in response.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection", "content-length",
-                                    "date", "server"):
+            if name.lower() not in (
+                "transfer-encoding",
+                "connection",
+                "content-length",
+                "date",
+                "server",
+            ):
                 handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(payload)))
         if fault is not None and fault.kind == "truncate":
@@ -328,8 +356,10 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 
 def _send_error(handler: BaseHTTPRequestHandler, status: int, code: str) -> None:
-    body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-            f"<Message>injected by the test proxy</Message></Error>").encode()
+    body = (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+        f"<Message>injected by the test proxy</Message></Error>"
+    ).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/xml")
     handler.send_header("Content-Length", str(len(body)))
@@ -375,7 +405,11 @@ def run_adapter(*args: str, stdin: bytes, python_flags: tuple[str, ...] = ()) ->
     """``python -m message_adapter ARGS < stdin`` in the current (test) environment."""
     done = subprocess.run(
         [PYTHON, *python_flags, "-m", "message_adapter", *args],
-        input=stdin, capture_output=True, timeout=60, cwd=REPO, env=dict(os.environ),
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+        env=dict(os.environ),
     )
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -408,9 +442,10 @@ def restricted_credentials(
         user = f"cma-{uuid.uuid4().hex[:12]}"
         iam.create_user(UserName=user)
         if allow:
-            policy = {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", **statement} for statement in allow
-            ]}
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", **statement} for statement in allow],
+            }
             document = dumps(policy).decode()
             iam.put_user_policy(UserName=user, PolicyName="only", PolicyDocument=document)
         key = iam.create_access_key(UserName=user)["AccessKey"]

@@ -44,8 +44,9 @@ def test_cycle_answers_are_protocol_frames(name: str) -> None:
     context = driver.encode(LAMBDA_CONTEXT)
     sidecar = driver.Sidecar(SIDECARS[name])
     try:
-        sidecar.send("loadAndUpdateRemoteEvent", b'{"event":' + event + b',"context":' + context
-                     + b"}")
+        sidecar.send(
+            "loadAndUpdateRemoteEvent", b'{"event":' + event + b',"context":' + context + b"}"
+        )
         answer = sidecar.process.stdout.readline()
         assert answer.endswith(b"\n") and answer.startswith(b"{")
         assert sidecar.process.stdout.readline() == b"<EOC>\n"

@@ -36,8 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 KEPT = {"s3", "stepfunctions", "sts", "sso", "sso-oidc"}
 NESTED = {
-    "event": {"task_config": {"name": "{$.meta.name}"}, "meta": {"name": "MOD09GQ"},
-              "payload": {"granules": [{"granuleId": "g1"}]}}
+    "event": {
+        "task_config": {"name": "{$.meta.name}"},
+        "meta": {"name": "MOD09GQ"},
+        "payload": {"granules": [{"granuleId": "g1"}]},
+    }
 }
 NESTED_ANSWER = {"input": {"granules": [{"granuleId": "g1"}]}, "config": {"name": "MOD09GQ"}}
 
@@ -90,8 +93,9 @@ def out(built: BundleReport) -> Path:
 @pytest.fixture(scope="session")
 def exe(built: BundleReport) -> Path:
     if built.executable is None:
-        pytest.skip("PyInstaller is not installed, so cma_bin/cma was not built "
-                    "(pip install pyinstaller)")
+        pytest.skip(
+            "PyInstaller is not installed, so cma_bin/cma was not built (pip install pyinstaller)"
+        )
     return built.executable
 
 
@@ -111,8 +115,14 @@ def _aws_env() -> dict[str, str]:
 
 
 def _run(command: list[Any], stdin: bytes, env: dict[str, str], cwd: Path) -> Run:
-    done = subprocess.run([str(part) for part in command], input=stdin, capture_output=True,
-                          timeout=60, env=env, cwd=cwd)
+    done = subprocess.run(
+        [str(part) for part in command],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -128,16 +138,18 @@ def _runner(kind: str, out: Path, exe: Path | None, path: str) -> list[Any]:
 
 @pytest.mark.e2e
 def test_bare_interpreter_runs_bundle_directory(out: Path, tmp_path: Path) -> None:
-    done = _run([PYTHON, "-I", "-S", out, "stream"],
-                stream_input(("loadNestedEvent", NESTED)), _aws_env(), tmp_path)
+    done = _run(
+        [PYTHON, "-I", "-S", out, "stream"],
+        stream_input(("loadNestedEvent", NESTED)),
+        _aws_env(),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.answers() == [NESTED_ANSWER]
 
 
 @pytest.mark.e2e
-def test_bundle_first_on_sys_path_serves_published_library_api(
-    out: Path, tmp_path: Path
-) -> None:
+def test_bundle_first_on_sys_path_serves_published_library_api(out: Path, tmp_path: Path) -> None:
     script = (
         "import sys, json\n"
         f"sys.path.insert(0, {str(out)!r})\n"
@@ -151,8 +163,9 @@ def test_bundle_first_on_sys_path_serves_published_library_api(
         "print(json.dumps({'files': [m.__file__ for m in (message_adapter, jsonschema, msgspec)],"
         " 'config': nested['config'], 'payload': nxt['payload']}))\n"
     )
-    done = subprocess.run([PYTHON, "-I", "-S", "-c", script], capture_output=True,
-                          timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [PYTHON, "-I", "-S", "-c", script], capture_output=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert all(Path(file).is_relative_to(out) for file in result["files"])
@@ -175,8 +188,9 @@ def test_executable_answers_structured_errors(
     exe: Path, no_python_path: str, tmp_path: Path
 ) -> None:
     env = {"PATH": no_python_path, **_aws_env()}
-    stdin = stream_input(("loadNestedEvent", {"event": {"task_config": []}}),
-                         ("loadNestedEvent", NESTED))
+    stdin = stream_input(
+        ("loadNestedEvent", {"event": {"task_config": []}}), ("loadNestedEvent", NESTED)
+    )
     done = _run([exe, "stream", "--structured-errors"], stdin, env, tmp_path)
     assert done.returncode == 0, done.stderr
     error, answer = done.stdout.split(b"\n<EOC>\n")[:2]
@@ -188,8 +202,13 @@ def test_executable_answers_structured_errors(
 @pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["python", "executable"])
 def test_bundle_offloads_to_s3_and_loads_back(
-    kind: str, built: BundleReport, s3_env: dict[str, str], s3: Any, bucket: str,
-    no_python_path: str, tmp_path: Path,
+    kind: str,
+    built: BundleReport,
+    s3_env: dict[str, str],
+    s3: Any,
+    bucket: str,
+    no_python_path: str,
+    tmp_path: Path,
 ) -> None:
     if kind == "executable" and built.executable is None:
         pytest.skip("PyInstaller is not installed, so cma_bin/cma was not built")
@@ -201,16 +220,21 @@ def test_bundle_offloads_to_s3_and_loads_back(
     payload = {"granules": [{"granuleId": f"g{n}"} for n in range(50)]}
     command = _runner(kind, built.out, built.executable, no_python_path)
     env = {"PATH": no_python_path, **_aws_env()}
-    first = _run(command, stream_input(
-        ("createNextEvent", {"event": event, "handler_response": payload})), env, tmp_path)
+    first = _run(
+        command,
+        stream_input(("createNextEvent", {"event": event, "handler_response": payload})),
+        env,
+        tmp_path,
+    )
     assert first.returncode == 0, first.stderr
     [offloaded] = first.answers()
     replace = offloaded["replace"]
     assert replace["Bucket"] == bucket
     assert get_json(s3, bucket, replace["Key"])["payload"] == payload
 
-    second = _run(command, stream_input(
-        ("loadAndUpdateRemoteEvent", {"event": offloaded})), env, tmp_path)
+    second = _run(
+        command, stream_input(("loadAndUpdateRemoteEvent", {"event": offloaded})), env, tmp_path
+    )
     assert second.returncode == 0, second.stderr
     assert second.answers()[0]["payload"] == payload
 
@@ -224,8 +248,9 @@ def test_vendored_botocore_keeps_only_needed_services(built: BundleReport) -> No
     if built.executable is not None:
         roots.append(built.executable.parent / "_internal")
     for root in roots:
-        services = {entry.name for entry in (root / "botocore" / "data").iterdir()
-                    if entry.is_dir()}
+        services = {
+            entry.name for entry in (root / "botocore" / "data").iterdir() if entry.is_dir()
+        }
         assert services == KEPT, root
 
 
@@ -273,8 +298,12 @@ def test_layer_zip_unpacks_to_a_working_executable(
         assert "message_adapter/message_adapter.py" in archive.namelist()
     subprocess.run(["unzip", "-q", str(built.zip_path), "-d", str(unpacked)], check=True)
     env = {"PATH": no_python_path, **_aws_env()}
-    done = _run([unpacked / "cma_bin" / "cma", "stream"],
-                stream_input(("loadNestedEvent", NESTED)), env, tmp_path)
+    done = _run(
+        [unpacked / "cma_bin" / "cma", "stream"],
+        stream_input(("loadNestedEvent", NESTED)),
+        env,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.answers() == [NESTED_ANSWER]
 
@@ -299,7 +328,10 @@ def test_trim_keeps_listed_services_and_top_level_files(tmp_path: Path) -> None:
     removed = trim_botocore(tmp_path, ("s3", "stepfunctions"))
     assert removed == ["botocore/ec2"]
     assert sorted(entry.name for entry in data.iterdir()) == [
-        "endpoints.json", "s3", "stepfunctions"]
+        "endpoints.json",
+        "s3",
+        "stepfunctions",
+    ]
 
 
 def test_bundle_refuses_a_non_empty_directory_without_force(tmp_path: Path) -> None:
@@ -341,9 +373,7 @@ def test_required_glibc_is_the_newest_version_any_elf_file_asks_for(tmp_path: Pa
     assert bundle.required_glibc(tmp_path) == "2.28"
 
 
-def test_report_warns_when_the_executable_needs_a_newer_glibc_than_lambda(
-    tmp_path: Path
-) -> None:
+def test_report_warns_when_the_executable_needs_a_newer_glibc_than_lambda(tmp_path: Path) -> None:
     report = BundleReport(tmp_path, MB, MB, None, tmp_path / "cma", glibc="2.35")
     assert any("newer than Lambda's Amazon Linux 2023" in line for line in report.lines())
     old = BundleReport(tmp_path, MB, MB, None, tmp_path / "cma", glibc="2.26")
@@ -382,8 +412,9 @@ def test_python_client_runs_the_bundle_with_its_own_interpreter(
     out: Path, client_with_dir: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(out))
-    result = client_with_dir.run_cumulus_task(lambda event, context: event["config"],
-                                              NESTED["event"])
+    result = client_with_dir.run_cumulus_task(
+        lambda event, context: event["config"], NESTED["event"]
+    )
     assert result["payload"] == {"name": "MOD09GQ"}
     from run_cumulus_task.sidecar import get_sidecar
 
@@ -399,8 +430,9 @@ def test_python_client_runs_the_bundle_executable_for_another_python(
     (layer / "cma_bin").symlink_to(exe.parent)
     (layer / MANIFEST).write_text(json.dumps({"python": "3.99", "executable": "cma_bin/cma"}))
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(layer))
-    result = client_with_dir.run_cumulus_task(lambda event, context: event["config"],
-                                              NESTED["event"])
+    result = client_with_dir.run_cumulus_task(
+        lambda event, context: event["config"], NESTED["event"]
+    )
     assert result["payload"] == {"name": "MOD09GQ"}
     from run_cumulus_task.sidecar import get_sidecar
 

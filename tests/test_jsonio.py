@@ -11,11 +11,15 @@ from message_adapter.jsonio import dumps, dumps_text, loads
 
 JSON_VALUES = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(), st.text(),
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.text(),
         st.floats(allow_nan=False, allow_infinity=False),
     ),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -31,12 +31,20 @@ def test_node_client_suite(s3_env: dict[str, str], bucket: str) -> None:
     if _needs_install():
         install = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=CLIENT, capture_output=True, text=True, timeout=600,
+            cwd=CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert install.returncode == 0, f"npm ci failed:\n{install.stdout}\n{install.stderr}"
     env = {**s3_env, "CMA_TEST_PYTHON": sys.executable, "CMA_TEST_S3_BUCKET": bucket}
     result = subprocess.run(
-        [node, "--test"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=600,
+        [node, "--test"],
+        cwd=CLIENT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     summary = [line for line in result.stdout.splitlines() if line.startswith("# ")][-8:]
     assert result.returncode == 0, (

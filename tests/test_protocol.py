@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 ADAPTER = [sys.executable, "-m", "message_adapter"]
-MESSAGE = {"cumulus_meta": {"state_machine": "sm", "execution_name": "ex"},
-           "meta": {"name": "MOD09GQ"}, "payload": {"granules": [{"id": "g1"}]},
-           "task_config": {"name": "{$.meta.name}"}}
+MESSAGE = {
+    "cumulus_meta": {"state_machine": "sm", "execution_name": "ex"},
+    "meta": {"name": "MOD09GQ"},
+    "payload": {"granules": [{"id": "g1"}]},
+    "task_config": {"name": "{$.meta.name}"},
+}
 
 
 def frame(command: str, request: Any) -> bytes:
@@ -20,8 +23,7 @@ def frame(command: str, request: Any) -> bytes:
 
 
 def stream(data: bytes, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*ADAPTER, "stream", *args], input=data, capture_output=True,
-                          timeout=30)
+    return subprocess.run([*ADAPTER, "stream", *args], input=data, capture_output=True, timeout=30)
 
 
 def answers(stdout: bytes) -> list[Any]:
@@ -38,13 +40,20 @@ def test_full_cycle_in_one_stream() -> None:
     (loaded,) = answers(result.stdout)
     nested_input = {"event": loaded, "context": {}, "schemas": None}
     next_input = {"event": loaded, "handler_response": {"done": True}}
-    result = stream(loaded_frame + frame("loadNestedEvent", nested_input)
-                    + frame("createNextEvent", next_input) + b"<EXIT>\n")
+    result = stream(
+        loaded_frame
+        + frame("loadNestedEvent", nested_input)
+        + frame("createNextEvent", next_input)
+        + b"<EXIT>\n"
+    )
     assert result.returncode == 0, result.stderr
     assert answers(result.stdout) == [
         loaded,
-        {"input": {"granules": [{"id": "g1"}]}, "config": {"name": "MOD09GQ"},
-         "cumulus_config": {"state_machine": "sm", "execution_name": "ex"}},
+        {
+            "input": {"granules": [{"id": "g1"}]},
+            "config": {"name": "MOD09GQ"},
+            "cumulus_config": {"state_machine": "sm", "execution_name": "ex"},
+        },
         {**loaded, "payload": {"done": True}, "exception": "None"},
     ]
 
@@ -85,8 +94,10 @@ def test_end_of_input_inside_a_frame_exits_one_with_a_message() -> None:
 
 
 def test_error_exits_one_with_one_line_on_stderr() -> None:
-    result = stream(frame("loadNestedEvent", {"event": {"task_config": {"x": "{1,3}"}}})
-                    + frame("loadNestedEvent", {"event": {}}))
+    result = stream(
+        frame("loadNestedEvent", {"event": {"task_config": {"x": "{1,3}"}}})
+        + frame("loadNestedEvent", {"event": {}})
+    )
     assert result.returncode == 1
     assert result.stdout == b""
     assert result.stderr.count(b"\n") == 1
@@ -94,19 +105,23 @@ def test_error_exits_one_with_one_line_on_stderr() -> None:
 
 
 def test_structured_errors_answer_with_an_error_frame_and_keep_serving() -> None:
-    result = stream(frame("loadNestedEvent", {"event": {"task_config": []}})
-                    + frame("noSuchCommand", {"event": {}})
-                    + b"loadNestedEvent\n{not json\n<EOC>\n"
-                    + frame("loadNestedEvent", {"event": {"payload": 1}}),
-                    "--structured-errors")
+    result = stream(
+        frame("loadNestedEvent", {"event": {"task_config": []}})
+        + frame("noSuchCommand", {"event": {}})
+        + b"loadNestedEvent\n{not json\n<EOC>\n"
+        + frame("loadNestedEvent", {"event": {"payload": 1}}),
+        "--structured-errors",
+    )
     assert result.returncode == 0
     lines = result.stdout.decode().splitlines()
     assert lines[0::3][:3] == ["<ERROR>"] * 3
     errors = [json.loads(line) for line in lines[1:9:3]]
-    assert [error["name"] for error in errors] == ["MessageError", "ProtocolError",
-                                                   "ProtocolError"]
-    assert errors[0] == {"name": "MessageError", "command": "loadNestedEvent",
-                         "message": "task_config must be a JSON object, got list"}
+    assert [error["name"] for error in errors] == ["MessageError", "ProtocolError", "ProtocolError"]
+    assert errors[0] == {
+        "name": "MessageError",
+        "command": "loadNestedEvent",
+        "message": "task_config must be a JSON object, got list",
+    }
     assert "unknown command 'noSuchCommand'" in errors[1]["message"]
     assert lines[9:] == ['{"input":1,"config":{}}', "<EOC>"]
 
@@ -133,18 +148,26 @@ def test_escaped_lone_surrogate_is_accepted_and_written_back_escaped() -> None:
 
 
 def test_big_integers_and_floats_round_trip_exactly() -> None:
-    data = (b'loadNestedEvent\n{"event": {"payload": [123456789012345678901234567890, '
-            b'-98765432109876543210, 0.1, 1.7976931348623157e308, 5e-324]}}\n<EOC>\n')
+    data = (
+        b'loadNestedEvent\n{"event": {"payload": [123456789012345678901234567890, '
+        b"-98765432109876543210, 0.1, 1.7976931348623157e308, 5e-324]}}\n<EOC>\n"
+    )
     result = stream(data)
     parsed = json.loads(result.stdout.split(b"\n")[0])
-    assert parsed["input"] == [123456789012345678901234567890, -98765432109876543210, 0.1,
-                               1.7976931348623157e308, 5e-324]
+    assert parsed["input"] == [
+        123456789012345678901234567890,
+        -98765432109876543210,
+        0.1,
+        1.7976931348623157e308,
+        5e-324,
+    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_exits_one(signum: int) -> None:
-    process = subprocess.Popen([*ADAPTER, "stream"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*ADAPTER, "stream"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(frame("loadNestedEvent", {"event": {}}))
     process.stdin.flush()
@@ -192,8 +215,7 @@ def test_single_command_rejects_invalid_json() -> None:
 def test_console_script_module_and_help_agree() -> None:
     result = subprocess.run([*ADAPTER, "--help"], capture_output=True, timeout=30)
     assert result.returncode == 0
-    for command in (b"stream", b"loadAndUpdateRemoteEvent", b"loadNestedEvent",
-                    b"createNextEvent"):
+    for command in (b"stream", b"loadAndUpdateRemoteEvent", b"loadNestedEvent", b"createNextEvent"):
         assert command in result.stdout
 
 

@@ -66,8 +66,12 @@ def echo(event: dict, context: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def no_sidecar_between_tests(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name in ("CUMULUS_MESSAGE_ADAPTER_DIR", "CUMULUS_MESSAGE_ADAPTER_DISABLED",
-                 "CUMULUS_MESSAGE_ADAPTER_MODE", "LAMBDA_TASK_ROOT"):
+    for name in (
+        "CUMULUS_MESSAGE_ADAPTER_DIR",
+        "CUMULUS_MESSAGE_ADAPTER_DISABLED",
+        "CUMULUS_MESSAGE_ADAPTER_MODE",
+        "LAMBDA_TASK_ROOT",
+    ):
         monkeypatch.delenv(name, raising=False)
     client.stop_adapter()
     yield
@@ -108,8 +112,14 @@ def test_task_output_becomes_the_next_payload(mode: str) -> None:
 
 
 def test_taskargs_are_passed_to_the_task(mode: str) -> None:
-    result = run_cumulus_task(lambda event, context, factor, label: [factor, label],
-                              message(), None, None, factor=3, label="x")
+    result = run_cumulus_task(
+        lambda event, context, factor, label: [factor, label],
+        message(),
+        None,
+        None,
+        factor=3,
+        label="x",
+    )
     assert result["payload"] == [3, "x"]
 
 
@@ -122,9 +132,13 @@ def test_task_receives_the_callers_context_object(mode: str) -> None:
 
 def test_lambda_context_is_recorded_in_workflow_tasks(mode: str) -> None:
     result = run_cumulus_task(echo, message(), LambdaContext())
-    assert result["meta"]["workflow_tasks"] == {"0": {
-        "name": "SyncGranule", "version": "$LATEST",
-        "arn": "arn:aws:lambda:us-east-1:123:function:SyncGranule"}}
+    assert result["meta"]["workflow_tasks"] == {
+        "0": {
+            "name": "SyncGranule",
+            "version": "$LATEST",
+            "arn": "arn:aws:lambda:us-east-1:123:function:SyncGranule",
+        }
+    }
 
 
 def test_cma_message_is_unwrapped_with_its_parameters(mode: str) -> None:
@@ -136,9 +150,16 @@ def test_cma_message_is_unwrapped_with_its_parameters(mode: str) -> None:
 
 
 def test_outputs_in_cumulus_message_place_the_response(mode: str) -> None:
-    msg = message(task_config={"cumulus_message": {"outputs": [
-        {"source": "{$.id}", "destination": "{$.meta.new_id}"},
-        {"source": "{$}", "destination": "{$.payload}"}]}})
+    msg = message(
+        task_config={
+            "cumulus_message": {
+                "outputs": [
+                    {"source": "{$.id}", "destination": "{$.meta.new_id}"},
+                    {"source": "{$}", "destination": "{$.payload}"},
+                ]
+            }
+        }
+    )
     result = run_cumulus_task(lambda event, context: {"id": 7}, msg)
     assert result["meta"]["new_id"] == 7
     assert result["payload"] == {"id": 7}
@@ -169,8 +190,11 @@ def test_workflow_error_returns_the_message_with_exception_and_null_payload(mode
         raise Exception("SomeWorkflowError: granule missing")
 
     result = run_cumulus_task(failing, message())
-    assert result == {**message(), "payload": None,
-                      "exception": "SomeWorkflowError: granule missing"}
+    assert result == {
+        **message(),
+        "payload": None,
+        "exception": "SomeWorkflowError: granule missing",
+    }
 
 
 def test_workflow_error_on_a_cma_message_keeps_the_incoming_shape(mode: str) -> None:
@@ -230,14 +254,15 @@ def test_disabled_adapter_calls_the_task_with_the_raw_message(
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DISABLED", value)
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", "/nonexistent")  # never started
     raw = message()
-    result = run_cumulus_task(lambda event, context, extra: (event, context, extra),
-                              raw, "ctx", extra=1)
+    result = run_cumulus_task(
+        lambda event, context, extra: (event, context, extra), raw, "ctx", extra=1
+    )
     assert result == (raw, "ctx", 1)
     assert result[0] is raw
 
 
 def test_disabled_adapter_still_applies_the_workflow_error_rule(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DISABLED", "true")
 
@@ -253,16 +278,18 @@ def test_disabled_adapter_still_applies_the_workflow_error_rule(
 @pytest.fixture
 def schemas_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "schemas").mkdir()
-    (tmp_path / "schemas" / "output.json").write_text(json.dumps(
-        {"type": "object", "required": ["granules"]}))
+    (tmp_path / "schemas" / "output.json").write_text(
+        json.dumps({"type": "object", "required": ["granules"]})
+    )
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
     return tmp_path
 
 
 def test_schema_failure_is_a_jsonschema_validation_error(mode: str, schemas_root: Path) -> None:
     with pytest.raises(jsonschema.ValidationError, match="'granules' is a required property"):
-        run_cumulus_task(lambda event, context: {}, message(),
-                         schemas={"output": "schemas/output.json"})
+        run_cumulus_task(
+            lambda event, context: {}, message(), schemas={"output": "schemas/output.json"}
+        )
 
 
 def test_schema_failure_is_a_schema_validation_error_naming_the_command(
@@ -275,7 +302,7 @@ def test_schema_failure_is_a_schema_validation_error_naming_the_command(
 
 
 def test_schema_failure_without_jsonschema_is_a_plain_schema_validation_error(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from run_cumulus_task import errors
 
@@ -317,9 +344,12 @@ def test_offloaded_message_is_loaded_back_by_the_next_task(
 
 def test_context_dict_keeps_the_json_fields_of_a_lambda_context() -> None:
     assert context_dict(LambdaContext()) == {
-        "function_name": "SyncGranule", "function_version": "$LATEST",
+        "function_name": "SyncGranule",
+        "function_version": "$LATEST",
         "invoked_function_arn": "arn:aws:lambda:us-east-1:123:function:SyncGranule",
-        "memory_limit_in_mb": "512", "aws_request_id": "req-1"}
+        "memory_limit_in_mb": "512",
+        "aws_request_id": "req-1",
+    }
 
 
 def test_context_dict_reads_attributes_of_a_context_without_dict() -> None:
@@ -345,7 +375,7 @@ def test_context_dict_of_no_context_is_empty() -> None:
 
 
 def test_auto_mode_uses_a_sidecar_when_an_adapter_dir_is_set(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", "/opt")
     assert client.adapter_mode() == "sidecar"
@@ -422,7 +452,7 @@ def test_historic_adapter_runs_tasks(historic_dir: Path) -> None:
 
 
 def test_historic_adapter_error_is_raised_with_its_stderr_and_recovered_from(
-    historic_dir: Path
+    historic_dir: Path,
 ) -> None:
     with pytest.raises(AdapterProcessError, match="task_config must be a JSON object"):
         run_cumulus_task(echo, message(task_config=[1]))
@@ -487,8 +517,9 @@ def test_concurrent_invocations_each_get_their_own_answer(sidecar_mode: None) ->
 
 
 def test_sidecar_that_dies_reports_its_exit_status_and_stderr() -> None:
-    sidecar = Sidecar([PYTHON, "-c", "import sys; sys.stderr.write('no such adapter\\n'); "
-                                     "sys.exit(3)"])
+    sidecar = Sidecar(
+        [PYTHON, "-c", "import sys; sys.stderr.write('no such adapter\\n'); sys.exit(3)"]
+    )
     with pytest.raises(AdapterProcessError, match="exit status 3.*no such adapter") as raised:
         sidecar.call("loadNestedEvent", b'{"event":{}}')
     assert raised.value.command == "loadNestedEvent"
@@ -528,8 +559,9 @@ def test_sidecar_ends_when_the_interpreter_exits(tmp_path: Path) -> None:
         "print(get_sidecar().pid)\n"
     )
     env = {**os.environ, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}
-    done = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, env=env,
-                          timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [PYTHON, "-c", script], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout)
     wait_until(lambda: not _running(pid), what="the sidecar exiting with its parent")
@@ -550,8 +582,21 @@ def _running(pid: int) -> bool:
 def test_client_builds_as_a_wheel_with_the_run_cumulus_task_module(tmp_path: Path) -> None:
     import zipfile
 
-    subprocess.run([PYTHON, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path),
-                    str(REPO / "clients" / "python")], check=True, timeout=300)
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(REPO / "clients" / "python"),
+        ],
+        check=True,
+        timeout=300,
+    )
     [wheel] = tmp_path.glob("cumulus_message_adapter_python-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "run_cumulus_task/__init__.py" in names
@@ -566,4 +611,3 @@ def test_published_style_import_and_call() -> None:
 
     result = published_name(lambda event, context: event, message(), LambdaContextMock())
     assert result["payload"]["input"] == message()["payload"]
-

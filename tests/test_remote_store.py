@@ -121,8 +121,12 @@ def test_cumulus_env_testing_reaches_localhost_from_the_cli(
     client = make_s3_client()
     client.create_bucket(Bucket="cma-localhost")
     client.put_object(Bucket="cma-localhost", Key="events/a", Body=b'{"via":"localhost"}')
-    request = {"event": {"payload": {}, "replace": {
-        "Bucket": "cma-localhost", "Key": "events/a", "TargetPath": "$.payload"}}}
+    request = {
+        "event": {
+            "payload": {},
+            "replace": {"Bucket": "cma-localhost", "Key": "events/a", "TargetPath": "$.payload"},
+        }
+    }
 
     run = run_adapter("loadAndUpdateRemoteEvent", stdin=_json(request))
 
@@ -162,8 +166,13 @@ def test_put_of_identical_content_onto_itself_succeeds(s3: Any, bucket: str) -> 
 def test_put_to_an_endpoint_without_conditional_writes_writes_plainly(
     s3: Any, bucket: str, flaky_s3: FlakyProxy
 ) -> None:
-    flaky_s3.fail("PUT", status=501, code="NotImplemented", times=99,
-                  when=lambda headers: "If-None-Match" in headers)
+    flaky_s3.fail(
+        "PUT",
+        status=501,
+        code="NotImplemented",
+        times=99,
+        when=lambda headers: "If-None-Match" in headers,
+    )
 
     S3Store().put_json(bucket, "events/a", b'{"plain":1}')
 
@@ -205,8 +214,12 @@ def test_write_whose_reply_was_lost_is_not_reported_as_a_conflict(
 def test_cli_retries_a_503_too(s3: Any, bucket: str, flaky_s3: FlakyProxy) -> None:
     put_json(s3, bucket, "events/a", {"ok": 1})
     flaky_s3.fail("GET", status=503, code="SlowDown")
-    request = {"event": {"payload": {}, "replace": {
-        "Bucket": bucket, "Key": "events/a", "TargetPath": "$.payload"}}}
+    request = {
+        "event": {
+            "payload": {},
+            "replace": {"Bucket": bucket, "Key": "events/a", "TargetPath": "$.payload"},
+        }
+    }
 
     run = run_adapter("loadAndUpdateRemoteEvent", stdin=_json(request))
 

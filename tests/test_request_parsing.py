@@ -19,35 +19,55 @@ from message_adapter.stores import MemoryStore
 LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "", "é"]))
 VALUES = st.recursive(
     LEAVES,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["id", "name", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["id", "name", "x"]), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-TEMPLATES = st.sampled_from([
-    "{$.meta.name}", "{{$.meta}}", "{[$.payload[*]]}", "pre-{$.meta.name}-{$.payload.id}",
-    "{$}", "{$..id}", "{meta.x}", "{$.cumulus_meta.execution_name}", "plain", r"\d{1,3}",
-    "{$.other}",
-])
+TEMPLATES = st.sampled_from(
+    [
+        "{$.meta.name}",
+        "{{$.meta}}",
+        "{[$.payload[*]]}",
+        "pre-{$.meta.name}-{$.payload.id}",
+        "{$}",
+        "{$..id}",
+        "{meta.x}",
+        "{$.cumulus_meta.execution_name}",
+        "plain",
+        r"\d{1,3}",
+        "{$.other}",
+    ]
+)
 TASK_CONFIGS = st.dictionaries(
     st.sampled_from(["a", "b", "c"]), st.one_of(TEMPLATES, VALUES), max_size=3
 ) | st.builds(
     lambda config, source: {**config, "cumulus_message": {"input": source}},
-    st.dictionaries(st.sampled_from(["a", "b"]), TEMPLATES, max_size=2), TEMPLATES,
+    st.dictionaries(st.sampled_from(["a", "b"]), TEMPLATES, max_size=2),
+    TEMPLATES,
 )
 MESSAGES = st.fixed_dictionaries(
-    {"cumulus_meta": st.just({"state_machine": "sm", "execution_name": "ex",
-                              "system_bucket": "bucket"})},
+    {
+        "cumulus_meta": st.just(
+            {"state_machine": "sm", "execution_name": "ex", "system_bucket": "bucket"}
+        )
+    },
     optional={
-        "meta": st.dictionaries(st.sampled_from(["name", "x", "workflow_tasks"]), VALUES,
-                                max_size=3),
+        "meta": st.dictionaries(
+            st.sampled_from(["name", "x", "workflow_tasks"]), VALUES, max_size=3
+        ),
         "payload": VALUES,
         "other": VALUES,
         "task_config": TASK_CONFIGS,
         "exception": st.sampled_from([None, "None", "Err", {}]),
-        "ReplaceConfig": st.sampled_from([{"Path": "$.payload"}, {"FullMessage": True},
-                                          {"Path": "$.payload", "MaxSize": 10**6}]),
+        "ReplaceConfig": st.sampled_from(
+            [{"Path": "$.payload"}, {"FullMessage": True}, {"Path": "$.payload", "MaxSize": 10**6}]
+        ),
     },
 )
+
+
 @pytest.fixture(autouse=True)
 def parse_every_request_partially(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests use small requests, which are otherwise parsed whole."""
@@ -55,7 +75,8 @@ def parse_every_request_partially(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 MESSAGE_CONFIGS = st.one_of(
-    st.none(), st.just({"input": "{$}"}),
+    st.none(),
+    st.just({"input": "{$}"}),
     st.just({"outputs": [{"source": "{$}", "destination": "{$.meta.out}"}]}),
 )
 
@@ -71,8 +92,10 @@ def normalized(answer: Any) -> Any:
 def both(command: str, request: dict) -> tuple[Any, Any]:
     body = dumps(request)
     outcomes = []
-    for run in (lambda adapter: adapter.run(command, loads(body)),
-                lambda adapter: adapter.run_json(command, body)):
+    for run in (
+        lambda adapter: adapter.run(command, loads(body)),
+        lambda adapter: adapter.run_json(command, body),
+    ):
         try:
             outcomes.append(normalized(run(Adapter(MemoryStore()))))
         except Exception as error:  # both paths must fail alike
@@ -135,15 +158,22 @@ def test_raw_parts_are_decoded_for_schema_checks(
 
 
 def test_large_request_through_the_stream_matches_a_full_parse() -> None:
-    granules = [{"granuleId": f"g{index}", "files": [{"size": index, "ratio": 0.5}]}
-                for index in range(2000)]
-    message = {"meta": {"name": "M"}, "payload": {"granules": granules},
-               "task_config": {"name": "{$.meta.name}", "n": "{$.payload.granules[1].granuleId}"}}
+    granules = [
+        {"granuleId": f"g{index}", "files": [{"size": index, "ratio": 0.5}]}
+        for index in range(2000)
+    ]
+    message = {
+        "meta": {"name": "M"},
+        "payload": {"granules": granules},
+        "task_config": {"name": "{$.meta.name}", "n": "{$.payload.granules[1].granuleId}"},
+    }
     body = dumps({"event": message})
     assert len(body) > request_parsing.LAZY_FROM * 2
     result = subprocess.run(
         [sys.executable, "-m", "message_adapter", "stream"],
-        input=b"loadNestedEvent\n" + body + b"\n<EOC>\n", capture_output=True, timeout=60,
+        input=b"loadNestedEvent\n" + body + b"\n<EOC>\n",
+        capture_output=True,
+        timeout=60,
     )
     answer, end, rest = result.stdout.split(b"\n")
     assert (end, rest) == (b"<EOC>", b"")

@@ -30,11 +30,16 @@ from message_adapter.tasks.runner import (
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "tasks"
 MESSAGE = {
-    "cumulus_meta": {"system_bucket": "internal", "execution_name": "e1",
-                     "state_machine": "arn:sm"},
+    "cumulus_meta": {
+        "system_bucket": "internal",
+        "execution_name": "e1",
+        "state_machine": "arn:sm",
+    },
     "meta": {"collection": "MOD09GQ"},
-    "task_config": {"name": "{$.meta.collection}",
-                    "cumulus_message": {"input": "{$.payload.granules}"}},
+    "task_config": {
+        "name": "{$.meta.collection}",
+        "cumulus_message": {"input": "{$.payload.granules}"},
+    },
     "payload": {"granules": ["g1", "g2"]},
 }
 
@@ -50,6 +55,7 @@ class NoGranulesWorkflowError(Exception):
 def raising(error: Exception):
     def task(event: Any, context: Any) -> Any:
         raise error
+
     return task
 
 
@@ -58,9 +64,13 @@ def raising(error: Exception):
 
 def test_task_gets_the_nested_event_without_message_config() -> None:
     result = run_message(Adapter(MemoryStore()), echo_task, MESSAGE)
-    assert result.message["payload"] == {"seen": {
-        "input": ["g1", "g2"], "config": {"name": "MOD09GQ"},
-        "cumulus_config": {"state_machine": "arn:sm", "execution_name": "e1"}}}
+    assert result.message["payload"] == {
+        "seen": {
+            "input": ["g1", "g2"],
+            "config": {"name": "MOD09GQ"},
+            "cumulus_config": {"state_machine": "arn:sm", "execution_name": "e1"},
+        }
+    }
 
 
 def test_next_message_keeps_the_rest_of_the_message() -> None:
@@ -73,7 +83,8 @@ def test_context_reaches_the_task_and_workflow_tasks() -> None:
     result = run_message(Adapter(MemoryStore()), lambda e, c: c["functionName"], MESSAGE, context)
     assert result.message["payload"] == "ingest"
     assert result.message["meta"]["workflow_tasks"] == {
-        "0": {"name": "ingest", "version": None, "arn": "arn:activity"}}
+        "0": {"name": "ingest", "version": None, "arn": "arn:activity"}
+    }
 
 
 def test_python_workflow_error_gives_the_incoming_message_with_the_exception() -> None:
@@ -81,7 +92,8 @@ def test_python_workflow_error_gives_the_incoming_message_with_the_exception() -
     result = run_message(Adapter(MemoryStore()), raising(error), MESSAGE)
     assert result == RunResult(
         {**MESSAGE, "payload": None, "exception": "NoGranulesWorkflowError: nothing to do"},
-        "NoGranulesWorkflowError: nothing to do")
+        "NoGranulesWorkflowError: nothing to do",
+    )
 
 
 def test_python_error_class_named_workflow_error_without_such_message_fails() -> None:
@@ -154,8 +166,14 @@ def test_error_answer_names_the_error_and_its_message_on_one_line() -> None:
 
 
 def cli(*args: str, stdin: bytes = b"", cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "message_adapter", "run", *args], input=stdin,
-                          capture_output=True, cwd=cwd, timeout=60, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "message_adapter", "run", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=60,
+        env=dict(os.environ),
+    )
 
 
 def write_json(path: Path, value: Any) -> str:
@@ -166,8 +184,7 @@ def write_json(path: Path, value: Any) -> str:
 def test_run_prints_the_next_message(tmp_path: Path) -> None:
     done = cli(f"{EXAMPLES}/hello.py:handler", str(EXAMPLES / "message.json"))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["payload"] == {"greeting": "hello MOD09GQ",
-                                                  "granule_count": 1}
+    assert json.loads(done.stdout)["payload"] == {"greeting": "hello MOD09GQ", "granule_count": 1}
 
 
 def test_run_reads_the_message_from_stdin() -> None:
@@ -183,8 +200,7 @@ def test_run_keeps_a_python_tasks_prints_off_stdout(tmp_path: Path) -> None:
 
 
 def test_run_workflow_error_prints_the_message_with_exception_and_exits_0() -> None:
-    done = cli("--exec", "sh examples/tasks/hello.sh", "-",
-               stdin=b'{"payload": {"granules": []}}')
+    done = cli("--exec", "sh examples/tasks/hello.sh", "-", stdin=b'{"payload": {"granules": []}}')
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"payload": None, "exception": "NothingToDoWorkflowError"}
 
@@ -213,8 +229,9 @@ def test_run_checks_schemas(tmp_path: Path) -> None:
 
 def test_run_store_dir_stands_in_for_s3(tmp_path: Path) -> None:
     message = {**MESSAGE, "ReplaceConfig": {"Path": "$.payload"}}
-    done = cli("--exec", "echo [1,2,3]", "--store", str(tmp_path / "store"), "-",
-               stdin=dumps(message))
+    done = cli(
+        "--exec", "echo [1,2,3]", "--store", str(tmp_path / "store"), "-", stdin=dumps(message)
+    )
     replace = json.loads(done.stdout)["replace"]
     stored = tmp_path / "store" / replace["Bucket"] / replace["Key"]
     assert json.loads(stored.read_bytes()) == [1, 2, 3]
@@ -236,4 +253,3 @@ def test_run_needs_task_or_exec_not_both() -> None:
 def test_run_node_example_task() -> None:
     done = cli("--exec", "node examples/tasks/hello.js", "examples/tasks/message.json")
     assert json.loads(done.stdout)["payload"]["greeting"] == "hello MOD09GQ"
-

@@ -65,13 +65,18 @@ def test_load_merges_the_stored_object_into_an_object_target(
     cma: Cma, s3: Any, bucket: str
 ) -> None:
     put_json(s3, bucket, "events/p", {"over": "stored", "new": 2})
-    event = {"cumulus_meta": meta(bucket), "payload": {"keep": 1, "over": "local"},
-             "replace": replace(bucket, "events/p", "$.payload")}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "payload": {"keep": 1, "over": "local"},
+        "replace": replace(bucket, "events/p", "$.payload"),
+    }
 
     result = cma("loadAndUpdateRemoteEvent", {"event": event})
 
-    assert result == {"cumulus_meta": meta(bucket),
-                      "payload": {"keep": 1, "over": "stored", "new": 2}}
+    assert result == {
+        "cumulus_meta": meta(bucket),
+        "payload": {"keep": 1, "over": "stored", "new": 2},
+    }
 
 
 def test_load_reads_keys_with_spaces_and_non_ascii(cma: Cma, s3: Any, bucket: str) -> None:
@@ -83,12 +88,15 @@ def test_load_reads_keys_with_spaces_and_non_ascii(cma: Cma, s3: Any, bucket: st
     assert result == {"payload": {"odd": "key"}}
 
 
-@pytest.mark.parametrize(("local", "stored"), [
-    ({"keep": 1}, [1, 2]),
-    ("", {"a": 1}),
-    ([], {"a": 1}),
-    ({"keep": 1}, "text"),
-])
+@pytest.mark.parametrize(
+    ("local", "stored"),
+    [
+        ({"keep": 1}, [1, 2]),
+        ("", {"a": 1}),
+        ([], {"a": 1}),
+        ({"keep": 1}, "text"),
+    ],
+)
 def test_load_replaces_a_target_unless_both_are_objects(
     cma: Cma, s3: Any, bucket: str, local: Any, stored: Any
 ) -> None:
@@ -101,11 +109,18 @@ def test_load_replaces_a_target_unless_both_are_objects(
 
 
 def test_load_at_dollar_merges_into_the_whole_message(cma: Cma, s3: Any, bucket: str) -> None:
-    stored = {"cumulus_meta": meta(bucket), "meta": {"m": 1}, "payload": {"big": "ü" * 50},
-              "exception": "None"}
+    stored = {
+        "cumulus_meta": meta(bucket),
+        "meta": {"m": 1},
+        "payload": {"big": "ü" * 50},
+        "exception": "None",
+    }
     put_json(s3, bucket, "events/full", stored)
-    event = {"cumulus_meta": {"execution_name": "local"}, "extra": True,
-             "replace": replace(bucket, "events/full", "$")}
+    event = {
+        "cumulus_meta": {"execution_name": "local"},
+        "extra": True,
+        "replace": replace(bucket, "events/full", "$"),
+    }
 
     result = cma("loadAndUpdateRemoteEvent", {"event": event})
 
@@ -114,15 +129,21 @@ def test_load_at_dollar_merges_into_the_whole_message(cma: Cma, s3: Any, bucket:
 
 def test_load_of_a_cma_message_keeps_replace(cma: Cma, s3: Any, bucket: str) -> None:
     put_json(s3, bucket, "events/p", {"stored": True})
-    inner = {"cumulus_meta": meta(bucket), "payload": {},
-             "replace": replace(bucket, "events/p", "$.payload")}
+    inner = {
+        "cumulus_meta": meta(bucket),
+        "payload": {},
+        "replace": replace(bucket, "events/p", "$.payload"),
+    }
     event = {"cma": {"event": inner, "task_config": {"t": 1}}}
 
     result = cma("loadAndUpdateRemoteEvent", {"event": event})
 
-    assert result == {"cumulus_meta": meta(bucket), "payload": {"stored": True},
-                      "replace": replace(bucket, "events/p", "$.payload"),
-                      "task_config": {"t": 1}}
+    assert result == {
+        "cumulus_meta": meta(bucket),
+        "payload": {"stored": True},
+        "replace": replace(bucket, "events/p", "$.payload"),
+        "task_config": {"t": 1},
+    }
 
 
 @pytest.mark.parametrize("stored_exception", ["None", "", {}])
@@ -137,9 +158,7 @@ def test_load_keeps_a_local_exception_over_an_empty_stored_one(
     assert result == {"payload": 1, "exception": {"Error": "local"}}
 
 
-def test_load_takes_a_stored_exception_over_the_local_one(
-    cma: Cma, s3: Any, bucket: str
-) -> None:
+def test_load_takes_a_stored_exception_over_the_local_one(cma: Cma, s3: Any, bucket: str) -> None:
     put_json(s3, bucket, "events/full", {"payload": 1, "exception": {"Error": "stored"}})
     event = {"exception": {"Error": "local"}, "replace": replace(bucket, "events/full", "$")}
 
@@ -152,15 +171,24 @@ def test_load_takes_a_stored_exception_over_the_local_one(
 
 
 def test_create_offloads_the_path_to_the_system_bucket(cma: Cma, s3: Any, bucket: str) -> None:
-    event = {"cumulus_meta": meta(bucket), "meta": {"m": 1}, "task_config": {"t": 1},
-             "ReplaceConfig": {"Path": "$.payload"}}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "meta": {"m": 1},
+        "task_config": {"t": 1},
+        "ReplaceConfig": {"Path": "$.payload"},
+    }
     response = {"granules": [{"granuleId": "g-1"}]}
 
     result = cma("createNextEvent", {"event": event, "handler_response": response})
 
     key = offloaded_key(result)
-    assert result == {"cumulus_meta": meta(bucket), "meta": {"m": 1}, "payload": {},
-                      "exception": "None", "replace": replace(bucket, key, "$.payload")}
+    assert result == {
+        "cumulus_meta": meta(bucket),
+        "meta": {"m": 1},
+        "payload": {},
+        "exception": "None",
+        "replace": replace(bucket, key, "$.payload"),
+    }
     assert get_json(s3, bucket, key) == response
 
 
@@ -179,9 +207,16 @@ def test_create_marks_the_offloaded_part_to_expire_in_seven_days(
     assert abs(expires - (datetime.now(timezone.utc) + timedelta(days=7))) < timedelta(hours=1)
 
 
-@pytest.mark.parametrize(("response", "emptied"), [
-    ({"a": 1}, {}), ([1, 2], []), ("text", ""), (42, ""), (True, ""),
-])
+@pytest.mark.parametrize(
+    ("response", "emptied"),
+    [
+        ({"a": 1}, {}),
+        ([1, 2], []),
+        ("text", ""),
+        (42, ""),
+        (True, ""),
+    ],
+)
 def test_create_empties_the_offloaded_node_by_type(
     cma: Cma, s3: Any, bucket: str, response: Any, emptied: Any
 ) -> None:
@@ -196,22 +231,32 @@ def test_create_empties_the_offloaded_node_by_type(
 def test_create_full_message_keeps_only_the_original_cumulus_meta(
     cma: Cma, s3: Any, bucket: str
 ) -> None:
-    event = {"cumulus_meta": meta(bucket), "meta": {"m": 1}, "task_config": {"t": 1},
-             "ReplaceConfig": {"FullMessage": True}}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "meta": {"m": 1},
+        "task_config": {"t": 1},
+        "ReplaceConfig": {"FullMessage": True},
+    }
 
     result = cma("createNextEvent", {"event": event, "handler_response": {"r": 1}})
 
     key = offloaded_key(result)
     assert result == {"cumulus_meta": meta(bucket), "replace": replace(bucket, key, "$")}
-    assert get_json(s3, bucket, key) == {"cumulus_meta": meta(bucket), "meta": {"m": 1},
-                                         "payload": {"r": 1}, "exception": "None"}
+    assert get_json(s3, bucket, key) == {
+        "cumulus_meta": meta(bucket),
+        "meta": {"m": 1},
+        "payload": {"r": 1},
+        "exception": "None",
+    }
 
 
 def test_create_points_replace_at_the_target_path_when_given(
     cma: Cma, s3: Any, bucket: str
 ) -> None:
-    event = {"cumulus_meta": meta(bucket),
-             "ReplaceConfig": {"Path": "$.payload", "TargetPath": "$.meta.big"}}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "ReplaceConfig": {"Path": "$.payload", "TargetPath": "$.meta.big"},
+    }
 
     result = cma("createNextEvent", {"event": event, "handler_response": [1]})
 
@@ -227,8 +272,7 @@ def test_boundary_fixture_tells_escaped_size_from_utf8_size() -> None:
 
 
 def test_create_offloads_a_node_exactly_max_size(cma: Cma, s3: Any, bucket: str) -> None:
-    event = {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload",
-                                                             "MaxSize": SIZE}}
+    event = {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload", "MaxSize": SIZE}}
 
     result = cma("createNextEvent", {"event": event, "handler_response": NON_ASCII})
 
@@ -237,8 +281,10 @@ def test_create_offloads_a_node_exactly_max_size(cma: Cma, s3: Any, bucket: str)
 
 
 def test_create_keeps_a_node_one_byte_under_max_size(cma: Cma, s3: Any, bucket: str) -> None:
-    event = {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload",
-                                                             "MaxSize": SIZE + 1}}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "ReplaceConfig": {"Path": "$.payload", "MaxSize": SIZE + 1},
+    }
 
     result = cma("createNextEvent", {"event": event, "handler_response": NON_ASCII})
 
@@ -246,11 +292,11 @@ def test_create_keeps_a_node_one_byte_under_max_size(cma: Cma, s3: Any, bucket: 
     assert keys_in(s3, bucket) == []
 
 
-def test_two_offloads_of_the_same_message_never_share_a_key(
-    cma: Cma, s3: Any, bucket: str
-) -> None:
-    request = {"event": {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload"}},
-               "handler_response": {"same": True}}
+def test_two_offloads_of_the_same_message_never_share_a_key(cma: Cma, s3: Any, bucket: str) -> None:
+    request = {
+        "event": {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload"}},
+        "handler_response": {"same": True},
+    }
 
     first = cma("createNextEvent", request)
     second = cma("createNextEvent", request)
@@ -261,22 +307,36 @@ def test_two_offloads_of_the_same_message_never_share_a_key(
 
 # ---- round trip -----------------------------------------------------------------------------
 
-CONTENT = {"granules": [{"granuleId": "g-ü", "files": [{"size": 2**70}]}], "n": None,
-           "f": 1.5, "text": "line\nbreak \"quoted\" 𝄞"}
+CONTENT = {
+    "granules": [{"granuleId": "g-ü", "files": [{"size": 2**70}]}],
+    "n": None,
+    "f": 1.5,
+    "text": 'line\nbreak "quoted" 𝄞',
+}
 
 
-@pytest.mark.parametrize("replace_config", [
-    {"Path": "$.payload"},
-    {"Path": "$.meta.big", "TargetPath": "$.meta.big"},
-    {"FullMessage": True},
-])
+@pytest.mark.parametrize(
+    "replace_config",
+    [
+        {"Path": "$.payload"},
+        {"Path": "$.meta.big", "TargetPath": "$.meta.big"},
+        {"FullMessage": True},
+    ],
+)
 def test_offload_then_load_restores_the_message(
     cma: Cma, bucket: str, replace_config: dict
 ) -> None:
-    event = {"cumulus_meta": meta(bucket), "meta": {"big": CONTENT, "small": 1},
-             "ReplaceConfig": replace_config}
-    expected = {"cumulus_meta": meta(bucket), "meta": {"big": CONTENT, "small": 1},
-                "payload": CONTENT, "exception": "None"}
+    event = {
+        "cumulus_meta": meta(bucket),
+        "meta": {"big": CONTENT, "small": 1},
+        "ReplaceConfig": replace_config,
+    }
+    expected = {
+        "cumulus_meta": meta(bucket),
+        "meta": {"big": CONTENT, "small": 1},
+        "payload": CONTENT,
+        "exception": "None",
+    }
 
     offloaded = cma("createNextEvent", {"event": event, "handler_response": CONTENT})
     loaded = cma("loadAndUpdateRemoteEvent", {"event": offloaded})
@@ -288,16 +348,27 @@ def test_offload_then_load_restores_the_message(
 # ---- nothing is orphaned: errors found before the upload write nothing ---------------------
 
 
-@pytest.mark.parametrize("replace_config", [
-    {"Path": "$.nowhere"},
-    {"Path": "$.payload[*]"},
-    {"Path": "$.payload", "MaxSize": "big"},
-    {"Path": 5},
-    {"Path": "$["},
-    {"Path": "$.payload", "TargetPath": 5},
-    {"Path": "$.payload", "TargetPath": "$["},
-], ids=["path-matches-nothing", "path-matches-two", "bad-max-size", "path-not-text",
-        "path-syntax", "target-path-not-text", "target-path-syntax"])
+@pytest.mark.parametrize(
+    "replace_config",
+    [
+        {"Path": "$.nowhere"},
+        {"Path": "$.payload[*]"},
+        {"Path": "$.payload", "MaxSize": "big"},
+        {"Path": 5},
+        {"Path": "$["},
+        {"Path": "$.payload", "TargetPath": 5},
+        {"Path": "$.payload", "TargetPath": "$["},
+    ],
+    ids=[
+        "path-matches-nothing",
+        "path-matches-two",
+        "bad-max-size",
+        "path-not-text",
+        "path-syntax",
+        "target-path-not-text",
+        "target-path-syntax",
+    ],
+)
 def test_bad_replace_config_fails_before_anything_is_stored(
     s3: Any, bucket: str, replace_config: dict
 ) -> None:
@@ -333,16 +404,22 @@ def test_missing_object_error_names_bucket_and_key(bucket: str) -> None:
 def test_missing_bucket_on_load_names_the_bucket() -> None:
     event = {"payload": {}, "replace": replace("cma-no-such-bucket", "events/x", "$.payload")}
 
-    with pytest.raises(RemoteStoreError, match=r"s3://cma-no-such-bucket/events/x: bucket "
-                                               r"'cma-no-such-bucket' does not exist"):
+    with pytest.raises(
+        RemoteStoreError,
+        match=r"s3://cma-no-such-bucket/events/x: bucket "
+        r"'cma-no-such-bucket' does not exist",
+    ):
         Adapter().load_and_update_remote_event(event=event)
 
 
 def test_missing_bucket_on_offload_names_bucket_and_key() -> None:
     event = {"cumulus_meta": meta("cma-no-such-bucket"), "ReplaceConfig": {"Path": "$.payload"}}
 
-    with pytest.raises(RemoteStoreError, match=r"cannot write s3://cma-no-such-bucket/events/"
-                                               r"[0-9a-f-]{36}: bucket 'cma-no-such-bucket'"):
+    with pytest.raises(
+        RemoteStoreError,
+        match=r"cannot write s3://cma-no-such-bucket/events/"
+        r"[0-9a-f-]{36}: bucket 'cma-no-such-bucket'",
+    ):
         MessageAdapter().create_next_event([1], event, None)
 
 
@@ -353,8 +430,11 @@ def test_access_denied_on_load_names_bucket_and_key(
     restricted_credentials(allow=[])
     event = {"payload": {}, "replace": replace(bucket, "events/p", "$.payload")}
 
-    with pytest.raises(RemoteStoreError, match=rf"cannot read s3://{bucket}/events/p: access "
-                                               r"denied; .* needs s3:GetObject"):
+    with pytest.raises(
+        RemoteStoreError,
+        match=rf"cannot read s3://{bucket}/events/p: access "
+        r"denied; .* needs s3:GetObject",
+    ):
         Adapter().load_and_update_remote_event(event=event)
 
 
@@ -364,16 +444,22 @@ def test_access_denied_on_offload_names_bucket_and_key(
     restricted_credentials(allow=[{"Action": "s3:GetObject", "Resource": "*"}])
     event = {"cumulus_meta": meta(bucket), "ReplaceConfig": {"Path": "$.payload"}}
 
-    with pytest.raises(RemoteStoreError, match=rf"cannot write s3://{bucket}/events/[0-9a-f-]"
-                                               r"{36}: access denied; .* needs s3:PutObject"):
+    with pytest.raises(
+        RemoteStoreError,
+        match=rf"cannot write s3://{bucket}/events/[0-9a-f-]"
+        r"{36}: access denied; .* needs s3:PutObject",
+    ):
         MessageAdapter().create_next_event([1], event, None)
 
 
 def test_invalid_bucket_name_is_named() -> None:
     event = {"payload": {}, "replace": replace("no spaces allowed", "events/x", "$.payload")}
 
-    with pytest.raises(RemoteStoreError, match=r"s3://no spaces allowed/events/x: S3 does not "
-                                               r"accept this bucket or key"):
+    with pytest.raises(
+        RemoteStoreError,
+        match=r"s3://no spaces allowed/events/x: S3 does not "
+        r"accept this bucket or key",
+    ):
         Adapter().load_and_update_remote_event(event=event)
 
 
@@ -396,24 +482,36 @@ def test_offload_without_system_bucket_says_so() -> None:
 
 def _cli_missing_bucket(bucket: str) -> tuple[str, dict, str]:
     event = {"cumulus_meta": meta("cma-no-such-bucket"), "ReplaceConfig": {"Path": "$.payload"}}
-    return ("createNextEvent", {"event": event, "handler_response": [1]},
-            r"s3://cma-no-such-bucket/events/[0-9a-f-]{36}: bucket 'cma-no-such-bucket' does not")
+    return (
+        "createNextEvent",
+        {"event": event, "handler_response": [1]},
+        r"s3://cma-no-such-bucket/events/[0-9a-f-]{36}: bucket 'cma-no-such-bucket' does not",
+    )
 
 
 def _cli_missing_object(bucket: str) -> tuple[str, dict, str]:
     event = {"payload": {}, "replace": replace(bucket, "events/gone", "$.payload")}
-    return ("loadAndUpdateRemoteEvent", {"event": event},
-            rf"s3://{bucket}/events/gone: no such object")
+    return (
+        "loadAndUpdateRemoteEvent",
+        {"event": event},
+        rf"s3://{bucket}/events/gone: no such object",
+    )
 
 
 def _cli_no_system_bucket(bucket: str) -> tuple[str, dict, str]:
     event = {"cumulus_meta": {}, "ReplaceConfig": {"Path": "$.payload"}}
-    return ("createNextEvent", {"event": event, "handler_response": [1]},
-            r"cumulus_meta\.system_bucket")
+    return (
+        "createNextEvent",
+        {"event": event, "handler_response": [1]},
+        r"cumulus_meta\.system_bucket",
+    )
 
 
-@pytest.mark.parametrize("case", [_cli_missing_bucket, _cli_missing_object, _cli_no_system_bucket],
-                         ids=["missing-bucket", "missing-object", "no-system-bucket"])
+@pytest.mark.parametrize(
+    "case",
+    [_cli_missing_bucket, _cli_missing_object, _cli_no_system_bucket],
+    ids=["missing-bucket", "missing-object", "no-system-bucket"],
+)
 def test_cli_reports_a_store_error_on_one_line_and_exits_1(
     bucket: str, case: Callable[[str], tuple[str, dict, str]]
 ) -> None:
@@ -444,13 +542,18 @@ def test_stream_with_structured_errors_answers_a_store_error_and_goes_on(
     missing = {"event": {"payload": {}, "replace": replace(bucket, "events/gone", "$.payload")}}
     present = {"event": {"payload": {}, "replace": replace(bucket, "events/p", "$.payload")}}
 
-    run = run_adapter("stream", "--structured-errors", stdin=stream_input(
-        ("loadAndUpdateRemoteEvent", missing), ("loadAndUpdateRemoteEvent", present)))
+    run = run_adapter(
+        "stream",
+        "--structured-errors",
+        stdin=stream_input(
+            ("loadAndUpdateRemoteEvent", missing), ("loadAndUpdateRemoteEvent", present)
+        ),
+    )
 
     error_frame, answer_frame, end = run.stdout.split(b"\n<EOC>\n")
     assert run.returncode == 0 and end == b""
     assert error_frame.startswith(b"<ERROR>\n")
-    error = json.loads(error_frame[len(b"<ERROR>\n"):])
+    error = json.loads(error_frame[len(b"<ERROR>\n") :])
     assert error["name"] == "RemoteStoreError"
     assert f"s3://{bucket}/events/gone" in error["message"]
     assert json.loads(answer_frame) == {"payload": [1]}
@@ -461,19 +564,29 @@ def test_stream_with_structured_errors_answers_a_store_error_and_goes_on(
 
 def imported_modules(stderr: bytes) -> set[str]:
     """Module names from ``python -X importtime`` output."""
-    return {line.rsplit("|", 1)[-1].strip() for line in stderr.decode().splitlines()
-            if line.startswith("import time:")}
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
 
 
 def test_stream_without_remote_parts_never_imports_boto3() -> None:
-    event = {"cumulus_meta": {"execution_name": "e"}, "payload": {"a": 1},
-             "task_config": {"x": "{$.payload.a}"}}
+    event = {
+        "cumulus_meta": {"execution_name": "e"},
+        "payload": {"a": 1},
+        "task_config": {"x": "{$.payload.a}"},
+    }
 
-    run = run_adapter("stream", python_flags=("-X", "importtime"), stdin=stream_input(
-        ("loadAndUpdateRemoteEvent", {"event": event}),
-        ("loadNestedEvent", {"event": event}),
-        ("createNextEvent", {"event": event, "handler_response": {"b": 2}}),
-    ))
+    run = run_adapter(
+        "stream",
+        python_flags=("-X", "importtime"),
+        stdin=stream_input(
+            ("loadAndUpdateRemoteEvent", {"event": event}),
+            ("loadNestedEvent", {"event": event}),
+            ("createNextEvent", {"event": event, "handler_response": {"b": 2}}),
+        ),
+    )
 
     assert run.returncode == 0 and len(run.answers()) == 3
     modules = imported_modules(run.stderr)
@@ -485,8 +598,11 @@ def test_stream_with_a_replace_does_import_boto3(s3: Any, bucket: str) -> None:
     put_json(s3, bucket, "events/p", [1])
     event = {"payload": {}, "replace": replace(bucket, "events/p", "$.payload")}
 
-    run = run_adapter("stream", python_flags=("-X", "importtime"),
-                      stdin=stream_input(("loadAndUpdateRemoteEvent", {"event": event})))
+    run = run_adapter(
+        "stream",
+        python_flags=("-X", "importtime"),
+        stdin=stream_input(("loadAndUpdateRemoteEvent", {"event": event})),
+    )
 
     assert run.answers() == [{"payload": [1]}]
     assert "boto3" in imported_modules(run.stderr)

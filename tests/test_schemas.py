@@ -9,8 +9,11 @@ from jsonschema import ValidationError
 from message_adapter.errors import MessageError
 from message_adapter.sidecar.commands import Adapter
 
-REQUIRES_GRANULES = {"type": "object", "required": ["granules"],
-                     "properties": {"granules": {"type": "array"}}}
+REQUIRES_GRANULES = {
+    "type": "object",
+    "required": ["granules"],
+    "properties": {"granules": {"type": "array"}},
+}
 
 
 class NoStore:
@@ -42,13 +45,19 @@ def test_default_input_schema_is_found_under_the_task_root(task_root: Path) -> N
 def test_valid_input_passes(task_root: Path) -> None:
     write(task_root / "schemas" / "input.json", REQUIRES_GRANULES)
     assert Adapter(NoStore()).load_nested_event(event={"payload": {"granules": []}})["input"] == {
-        "granules": []}
+        "granules": []
+    }
 
 
 def test_mapped_schema_file_is_relative_to_the_task_root(task_root: Path) -> None:
     write(task_root / "my-output.json", REQUIRES_GRANULES)
     with pytest.raises(ValidationError, match="output schema"):
-        Adapter(NoStore()).create_next_event(event={}, handler_response={"no": 1}, message_config=None, schemas={"output": "my-output.json"})
+        Adapter(NoStore()).create_next_event(
+            event={},
+            handler_response={"no": 1},
+            message_config=None,
+            schemas={"output": "my-output.json"},
+        )
 
 
 def test_error_names_the_failing_location(task_root: Path) -> None:
@@ -61,7 +70,9 @@ def test_error_names_the_failing_location(task_root: Path) -> None:
 def test_absolute_schema_paths_work(tmp_path: Path) -> None:
     schema = write(tmp_path / "abs.json", {"type": "array"})
     with pytest.raises(ValidationError, match="config schema"):
-        Adapter(NoStore()).load_nested_event(event={"task_config": {"a": 1}}, schemas={"config": schema})
+        Adapter(NoStore()).load_nested_event(
+            event={"task_config": {"a": 1}}, schemas={"config": schema}
+        )
 
 
 def test_empty_config_is_not_validated(task_root: Path) -> None:

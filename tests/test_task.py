@@ -40,16 +40,21 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_file_task_is_loaded_by_path_and_function(tmp_path: Path) -> None:
-    task_file = write(tmp_path / "count.py",
-                      "def handler(event, context):\n    return len(event['input']['granules'])\n")
+    task_file = write(
+        tmp_path / "count.py",
+        "def handler(event, context):\n    return len(event['input']['granules'])\n",
+    )
     task = load_callable(f"{task_file}:handler")
     assert task(NESTED, None) == 2
 
 
 def test_file_task_can_import_its_sibling_modules(tmp_path: Path) -> None:
     write(tmp_path / "helper_for_sibling_test.py", "VALUE = 42\n")
-    task_file = write(tmp_path / "main.py", "import helper_for_sibling_test\n"
-                      "def handler(event, context):\n    return helper_for_sibling_test.VALUE\n")
+    task_file = write(
+        tmp_path / "main.py",
+        "import helper_for_sibling_test\n"
+        "def handler(event, context):\n    return helper_for_sibling_test.VALUE\n",
+    )
     assert load_callable(f"{task_file}:handler")(NESTED, None) == 42
 
 
@@ -64,8 +69,10 @@ def test_module_task_is_imported_by_dotted_name(tmp_path: Path, monkeypatch) -> 
 
 
 def test_async_task_is_awaited(tmp_path: Path) -> None:
-    task_file = write(tmp_path / "aio.py", "async def handler(event, context):\n"
-                      "    return event['config']['name']\n")
+    task_file = write(
+        tmp_path / "aio.py",
+        "async def handler(event, context):\n    return event['config']['name']\n",
+    )
     assert load_callable(f"{task_file}:handler")(NESTED, None) == "MOD09GQ"
     assert not asyncio.iscoroutinefunction(load_callable(f"{task_file}:handler"))
 
@@ -141,8 +148,9 @@ def test_exec_error_without_an_error_line_names_the_exit_status() -> None:
 
 def test_exec_stderr_passes_through_as_logs_but_the_error_line_does_not() -> None:
     log = io.BytesIO()
-    task = ExecTask("""sh -c 'echo one >&2; echo two >&2; echo {\\"name\\":\\"E\\"} >&2; exit 1'""",
-                    log=log)
+    task = ExecTask(
+        """sh -c 'echo one >&2; echo two >&2; echo {\\"name\\":\\"E\\"} >&2; exit 1'""", log=log
+    )
     with pytest.raises(TaskError):
         task(NESTED)
     assert log.getvalue() == b"one\ntwo\n"
@@ -201,14 +209,17 @@ def test_exec_python_task_runs_under_the_same_interpreter() -> None:
     assert ExecTask(f'{sys.executable} -c "{script}"')(NESTED) == "MOD09GQ"
 
 
-@pytest.mark.parametrize(("line", "parsed"), [
-    (b'{"name": "E", "message": "m"}\n', ("E", "m")),
-    (b'{"name": "E"}', ("E", "")),
-    (b'{"name": "E", "message": 3}', ("E", "3")),
-    (b'{"message": "m"}', None),
-    (b'{"name": ""}', None),
-    (b"Traceback (most recent call last):", None),
-    (b"[1]", None),
-])
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        (b'{"name": "E", "message": "m"}\n', ("E", "m")),
+        (b'{"name": "E"}', ("E", "")),
+        (b'{"name": "E", "message": 3}', ("E", "3")),
+        (b'{"message": "m"}', None),
+        (b'{"name": ""}', None),
+        (b"Traceback (most recent call last):", None),
+        (b"[1]", None),
+    ],
+)
 def test_error_line_is_an_object_with_a_name(line: bytes, parsed: tuple | None) -> None:
     assert parse_error_line(line) == parsed

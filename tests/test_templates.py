@@ -103,13 +103,18 @@ def test_inline_resolution_equals_resolving_each_piece(pieces: list[str]) -> Non
     if text.startswith("{") and text.endswith("}") and text.count("{") == 1:
         return  # a whole-string template, covered above
     rendered = {"{$.meta.name}": "MOD09GQ", "{$.meta.n}": "7"}
-    assert resolve_string("<" + text + ">", MESSAGE) == "<" + "".join(
-        rendered.get(piece, piece) for piece in pieces
-    ) + ">"
+    assert (
+        resolve_string("<" + text + ">", MESSAGE)
+        == "<" + "".join(rendered.get(piece, piece) for piece in pieces) + ">"
+    )
 
 
-@given(st.recursive(st.one_of(st.integers(), st.booleans(), st.none(), TEXT),
-                    lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(TEXT, inner, max_size=3), max_leaves=10))
+@given(
+    st.recursive(
+        st.one_of(st.integers(), st.booleans(), st.none(), TEXT),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_values_without_templates_resolve_to_themselves(value: Any) -> None:
     assert resolve(value, MESSAGE) == value

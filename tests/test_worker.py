@@ -28,8 +28,10 @@ ARN = "arn:aws:states:us-east-1:000000000000:activity:ingest"
 
 
 def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "Op",
+    )
 
 
 class FakeStepFunctions:
@@ -103,11 +105,19 @@ def handler_for(task):
     return lambda message: run_message(adapter, task, message)
 
 
-def start(sfn: FakeStepFunctions, task, **options: Any) -> tuple[ActivityWorker, threading.Thread,
-                                                                  io.StringIO]:
+def start(
+    sfn: FakeStepFunctions, task, **options: Any
+) -> tuple[ActivityWorker, threading.Thread, io.StringIO]:
     log = io.StringIO()
-    worker = ActivityWorker(sfn, ARN, handler_for(task), worker_name="test-worker", log=log,
-                            sleep=lambda seconds: None, **options)
+    worker = ActivityWorker(
+        sfn,
+        ARN,
+        handler_for(task),
+        worker_name="test-worker",
+        log=log,
+        sleep=lambda seconds: None,
+        **options,
+    )
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
     thread.start()
@@ -154,7 +164,8 @@ def test_workflow_error_continues_the_workflow_with_exception_set() -> None:
     worker, thread, log = start(sfn, task)
     sfn.add("t1", {"payload": 1})
     assert sfn.wait_answers(1) == [
-        ("success", "t1", {"payload": None, "exception": "NoGranulesWorkflowError"})]
+        ("success", "t1", {"payload": None, "exception": "NoGranulesWorkflowError"})
+    ]
     stop(worker, thread)
     assert task_lines(log)[0]["outcome"] == "workflow_error"
 
@@ -236,8 +247,7 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
 def test_stop_lets_a_running_task_finish_and_answers_it() -> None:
     sfn = FakeStepFunctions()
     started = threading.Event()
-    worker, thread, _ = start(sfn, lambda e, c: started.set() or time.sleep(0.3) or "done",
-                              grace=5)
+    worker, thread, _ = start(sfn, lambda e, c: started.set() or time.sleep(0.3) or "done", grace=5)
     sfn.add("t1", {})
     started.wait(5)
     assert stop(worker, thread) == 0
@@ -262,8 +272,9 @@ def test_task_still_running_at_the_deadline_is_failed_once() -> None:
 def test_deadline_kills_task_commands() -> None:
     sfn, killed = FakeStepFunctions(), threading.Event()
     release, started = threading.Event(), threading.Event()
-    worker, thread, _ = start(sfn, lambda e, c: started.set() or release.wait(10), grace=0.1,
-                              on_deadline=killed.set)
+    worker, thread, _ = start(
+        sfn, lambda e, c: started.set() or release.wait(10), grace=0.1, on_deadline=killed.set
+    )
     sfn.add("t1", {})
     started.wait(5)
     stop(worker, thread)
@@ -292,7 +303,8 @@ def test_task_delivered_after_the_deadline_is_failed_without_running() -> None:
     thread.join(5)
     assert not thread.is_alive() and ran == []
     assert [(kind, error) for kind, _, (error, _) in sfn.answers] == [
-        ("failure", "WorkerShutdownError")]
+        ("failure", "WorkerShutdownError")
+    ]
 
 
 def test_no_poll_starts_after_stop() -> None:
@@ -310,8 +322,11 @@ def test_no_poll_starts_after_stop() -> None:
 
 def test_throttled_answer_is_retried() -> None:
     sfn = FakeStepFunctions()
-    sfn.fail_next("send_task_success", client_error("ThrottlingException"),
-                  client_error("ServiceUnavailable", 503))
+    sfn.fail_next(
+        "send_task_success",
+        client_error("ThrottlingException"),
+        client_error("ServiceUnavailable", 503),
+    )
     worker, thread, log = start(sfn, lambda e, c: 1)
     sfn.add("t1", {})
     assert [kind for kind, _, _ in sfn.wait_answers(1)] == ["success"]
@@ -333,8 +348,11 @@ def test_rejected_answer_is_not_retried_and_is_logged() -> None:
 
 def test_transient_poll_errors_back_off_and_polling_goes_on() -> None:
     sfn = FakeStepFunctions()
-    sfn.fail_next("get_activity_task", client_error("ThrottlingException"),
-                  EndpointConnectionError(endpoint_url="http://x"))
+    sfn.fail_next(
+        "get_activity_task",
+        client_error("ThrottlingException"),
+        EndpointConnectionError(endpoint_url="http://x"),
+    )
     worker, thread, _ = start(sfn, lambda e, c: 1)
     sfn.add("t1", {})
     assert len(sfn.wait_answers(1)) == 1
@@ -363,8 +381,10 @@ def test_one_log_line_per_task_with_activity_digest_duration_and_outcome() -> No
     assert [line["outcome"] for line in lines] == ["succeeded", "failed"]
     assert lines[1]["error"] == "ZeroDivisionError"
     assert {line["activity"] for line in lines} == {"ingest"}
-    assert [line["token"] for line in lines] == [token_digest("secret-token-1"),
-                                                 token_digest("secret-token-2")]
+    assert [line["token"] for line in lines] == [
+        token_digest("secret-token-1"),
+        token_digest("secret-token-2"),
+    ]
     assert all(line["duration_s"] >= 0 for line in lines)
     assert "secret-token" not in log.getvalue()
 
@@ -381,15 +401,18 @@ def test_backoff_is_jittered_below_the_exponential() -> None:
     assert backoff_delay(3, base=0.5, cap=20, rand=lambda: 0.25) == 1.0
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (client_error("ThrottlingException"), True),
-    (client_error("InternalServerError", 500), True),
-    (client_error("SomethingNew", 502), True),
-    (client_error("TaskTimedOut"), False),
-    (client_error("InvalidToken"), False),
-    (EndpointConnectionError(endpoint_url="http://x"), True),
-    (ValueError("x"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (client_error("ThrottlingException"), True),
+        (client_error("InternalServerError", 500), True),
+        (client_error("SomethingNew", 502), True),
+        (client_error("TaskTimedOut"), False),
+        (client_error("InvalidToken"), False),
+        (EndpointConnectionError(endpoint_url="http://x"), True),
+        (ValueError("x"), False),
+    ],
+)
 def test_transient_errors_are_throttling_5xx_and_connection_errors(error, transient) -> None:
     assert is_transient(error) is transient
 
@@ -403,11 +426,27 @@ def test_activity_name_is_the_last_part_of_the_arn() -> None:
 
 def test_activity_command_exits_0_on_sigterm() -> None:
     # The endpoint refuses connections, so the worker backs off between polls.
-    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
-           "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "message_adapter", "activity", "--activity-arn", ARN,
-         "--exec", "cat"], stderr=subprocess.PIPE, env=env)
+        [
+            sys.executable,
+            "-m",
+            "message_adapter",
+            "activity",
+            "--activity-arn",
+            ARN,
+            "--exec",
+            "cat",
+        ],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)

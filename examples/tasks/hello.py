@@ -1,6 +1,6 @@
 """Example Python task: greet the configured name and count the input granules.
 
-    cumulus-message-adapter run examples/tasks/hello.py:handler examples/tasks/message.json
+cumulus-message-adapter run examples/tasks/hello.py:handler examples/tasks/message.json
 """
 
 import sys

@@ -26,9 +26,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--structured-errors", is_flag=True,
-              help="Answer a failed command with an <ERROR> frame and keep serving, "
-                   "instead of exiting 1 as the historic adapter does.")
+@click.option(
+    "--structured-errors",
+    is_flag=True,
+    help="Answer a failed command with an <ERROR> frame and keep serving, "
+    "instead of exiting 1 as the historic adapter does.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log each command and its duration to stderr.")
 def stream(structured_errors: bool, verbose: bool) -> None:
     """Serve COMMAND / JSON / <EOC> frames on stdin until <EXIT>.
@@ -44,22 +47,30 @@ def stream(structured_errors: bool, verbose: bool) -> None:
 
 
 def _single(name: str, summary: str) -> None:
-    @cli.command(name=name, help=f"{summary}\n\nReads one JSON request on stdin, writes the "
-                                 "answer on stdout; on error, one line on stderr and exit 1.")
+    @cli.command(
+        name=name,
+        help=f"{summary}\n\nReads one JSON request on stdin, writes the "
+        "answer on stdout; on error, one line on stderr and exit 1.",
+    )
     @click.option("-v", "--verbose", is_flag=True, help="Log the duration to stderr.")
     def command(verbose: bool) -> None:
         run_single(name, verbose)
 
 
-_single("loadAndUpdateRemoteEvent",
-        'Request {"event", "context"?}: unwrap cma, load a replaced part from S3, '
-        "record the task in meta.workflow_tasks.")
-_single("loadNestedEvent",
-        'Request {"event", "schemas"?}: build the task\'s {input, config} from task_config '
-        "templates.")
-_single("createNextEvent",
-        'Request {"event", "handler_response", "message_config"?, "schemas"?}: put the '
-        "task's output into the next message and offload it per ReplaceConfig.")
+_single(
+    "loadAndUpdateRemoteEvent",
+    'Request {"event", "context"?}: unwrap cma, load a replaced part from S3, '
+    "record the task in meta.workflow_tasks.",
+)
+_single(
+    "loadNestedEvent",
+    'Request {"event", "schemas"?}: build the task\'s {input, config} from task_config templates.',
+)
+_single(
+    "createNextEvent",
+    'Request {"event", "handler_response", "message_config"?, "schemas"?}: put the '
+    "task's output into the next message and offload it per ReplaceConfig.",
+)
 
 cli.add_command(bundle)
 cli.add_command(run)

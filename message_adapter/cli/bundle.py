@@ -5,11 +5,18 @@ import click
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False, writable=True))
-@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the bundle as a Lambda layer zip to FILE.")
-@click.option("--no-exe", is_flag=True,
-              help="Skip the PyInstaller executable cma_bin/cma (only Python clients can "
-                   "use the bundle then).")
+@click.option(
+    "--zip",
+    "zip_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the bundle as a Lambda layer zip to FILE.",
+)
+@click.option(
+    "--no-exe",
+    is_flag=True,
+    help="Skip the PyInstaller executable cma_bin/cma (only Python clients can "
+    "use the bundle then).",
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it holds an earlier bundle.")
 def bundle(out: str, zip_path: str | None, no_exe: bool, force: bool) -> None:
     """Write a self-contained adapter directory to OUT.

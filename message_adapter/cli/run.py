@@ -31,8 +31,9 @@ def parse_schemas(text: str | None) -> dict | None:
         try:
             value = loads(text)
         except ValueError as error:
-            raise click.BadParameter(f"not a JSON object ({error})",
-                                     param_hint="--schemas") from None
+            raise click.BadParameter(
+                f"not a JSON object ({error})", param_hint="--schemas"
+            ) from None
         if not isinstance(value, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--schemas")
         return value
@@ -43,7 +44,8 @@ def parse_schemas(text: str | None) -> dict | None:
             raise click.BadParameter(
                 f"{item!r}: use input=FILE, config=FILE or output=FILE (comma separated), "
                 'or a JSON object such as {"input": "schemas/input.json"}',
-                param_hint="--schemas")
+                param_hint="--schemas",
+            )
         schemas[kind] = path
     return schemas
 
@@ -58,8 +60,7 @@ def _read_json(path: str, what: str) -> Any:
             with open(path, "rb") as handle:
                 data = handle.read()
     except OSError as error:
-        raise click.BadParameter(f"cannot read {path}: {error.strerror}",
-                                 param_hint=what) from None
+        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=what) from None
     try:
         return loads(data)
     except ValueError as error:
@@ -85,25 +86,49 @@ def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str
     wanted = len(names) - (1 if exec_command is not None else 0)
     if len(args) != wanted:
         shown = " ".join(names[1:] if exec_command is not None else names)
-        raise click.UsageError(f"expected {shown or 'no arguments'}"
-                               + (" (TASK is replaced by --exec)" if exec_command else ""))
+        raise click.UsageError(
+            f"expected {shown or 'no arguments'}"
+            + (" (TASK is replaced by --exec)" if exec_command else "")
+        )
     return ([None] if exec_command is not None else []) + list(args)
 
 
 @click.command(epilog=TASK_HELP)
 @click.argument("args", nargs=-1, metavar="[TASK] MESSAGE")
-@click.option("--exec", "exec_command", metavar="'COMMAND ...'",
-              help="Run this command as the task instead of a Python TASK.")
-@click.option("--context", "context_file", metavar="FILE",
-              help="JSON object passed as the task's context (and recorded in "
-                   "meta.workflow_tasks, as a Lambda context is).")
-@click.option("--schemas", metavar="SPEC",
-              help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.")
-@click.option("--store", "store_dir", metavar="DIR", type=click.Path(file_okay=False),
-              help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.")
+@click.option(
+    "--exec",
+    "exec_command",
+    metavar="'COMMAND ...'",
+    help="Run this command as the task instead of a Python TASK.",
+)
+@click.option(
+    "--context",
+    "context_file",
+    metavar="FILE",
+    help="JSON object passed as the task's context (and recorded in "
+    "meta.workflow_tasks, as a Lambda context is).",
+)
+@click.option(
+    "--schemas",
+    metavar="SPEC",
+    help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.",
+)
+@click.option(
+    "--store",
+    "store_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.",
+)
 @click.option("--pretty", is_flag=True, help="Indent the printed message.")
-def run(args: tuple[str, ...], exec_command: str | None, context_file: str | None,
-        schemas: str | None, store_dir: str | None, pretty: bool) -> None:
+def run(
+    args: tuple[str, ...],
+    exec_command: str | None,
+    context_file: str | None,
+    schemas: str | None,
+    store_dir: str | None,
+    pretty: bool,
+) -> None:
     """Run MESSAGE (a Cumulus message file, or - for stdin) through TASK; print the next message.
 
     \b
@@ -146,27 +171,66 @@ def run(args: tuple[str, ...], exec_command: str | None, context_file: str | Non
 
 @click.command(epilog=TASK_HELP)
 @click.argument("args", nargs=-1, metavar="[TASK]")
-@click.option("--activity-arn", required=True, envvar="ACTIVITY_ARN", metavar="ARN",
-              help="The Step Functions activity to serve (or $ACTIVITY_ARN).")
-@click.option("--exec", "exec_command", metavar="'COMMAND ...'",
-              help="Run this command as the task instead of a Python TASK.")
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Tasks run at once in this process (one long poll each).")
-@click.option("--heartbeat", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Send SendTaskHeartbeat this often while a task runs (use with the "
-                   "state's HeartbeatSeconds).")
-@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
-              metavar="SECONDS",
-              help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
-                   "answered with a failure.")
+@click.option(
+    "--activity-arn",
+    required=True,
+    envvar="ACTIVITY_ARN",
+    metavar="ARN",
+    help="The Step Functions activity to serve (or $ACTIVITY_ARN).",
+)
+@click.option(
+    "--exec",
+    "exec_command",
+    metavar="'COMMAND ...'",
+    help="Run this command as the task instead of a Python TASK.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Tasks run at once in this process (one long poll each).",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Send SendTaskHeartbeat this often while a task runs (use with the "
+    "state's HeartbeatSeconds).",
+)
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
+    "answered with a failure.",
+)
 @click.option("--worker-name", metavar="NAME", help="Name sent with each poll [host-pid].")
-@click.option("--schemas", metavar="SPEC",
-              help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.")
-@click.option("--store", "store_dir", metavar="DIR", type=click.Path(file_okay=False),
-              help="Use DIR/<bucket>/<key> instead of S3 (for local testing).")
-def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
-             concurrency: int, heartbeat: float | None, grace: float,
-             worker_name: str | None, schemas: str | None, store_dir: str | None) -> None:
+@click.option(
+    "--schemas",
+    metavar="SPEC",
+    help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.",
+)
+@click.option(
+    "--store",
+    "store_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Use DIR/<bucket>/<key> instead of S3 (for local testing).",
+)
+def activity(
+    args: tuple[str, ...],
+    activity_arn: str,
+    exec_command: str | None,
+    concurrency: int,
+    heartbeat: float | None,
+    grace: float,
+    worker_name: str | None,
+    schemas: str | None,
+    store_dir: str | None,
+) -> None:
     """Serve a Step Functions activity: poll, run TASK through the adapter, answer.
 
     \b
@@ -193,8 +257,14 @@ def activity(args: tuple[str, ...], activity_arn: str, exec_command: str | None,
 
     poller, answerer = make_sfn_clients(concurrency)
     worker = ActivityWorker(
-        answerer, activity_arn, handle, poller=poller,
-        worker_name=worker_name, concurrency=concurrency, heartbeat=heartbeat, grace=grace,
+        answerer,
+        activity_arn,
+        handle,
+        poller=poller,
+        worker_name=worker_name,
+        concurrency=concurrency,
+        heartbeat=heartbeat,
+        grace=grace,
         on_deadline=task.kill_all if isinstance(task, ExecTask) else None,
     )
     signals_seen = []

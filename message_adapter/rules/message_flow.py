@@ -88,8 +88,7 @@ def _load_remote(message: dict, store: "RemoteStore") -> dict:
         isinstance(replace.get(key), str) for key in ("Bucket", "Key", "TargetPath")
     ):
         raise MessageError(
-            "replace must be an object with string Bucket, Key and TargetPath, "
-            f"got {replace!r}"
+            f"replace must be an object with string Bucket, Key and TargetPath, got {replace!r}"
         )
     bucket, key, target = replace["Bucket"], replace["Key"], replace["TargetPath"]
     matches = _compile(target, "replace.TargetPath").find(message)
@@ -206,8 +205,9 @@ def create_next_reads(event: dict, message_config: Any) -> tuple[Reads, bool]:
     ``outputs`` read the response and write anywhere; an offload measures and moves any
     part of the message: both need everything.
     """
-    if event.get("ReplaceConfig") or (isinstance(message_config, dict)
-                                      and "outputs" in message_config):
+    if event.get("ReplaceConfig") or (
+        isinstance(message_config, dict) and "outputs" in message_config
+    ):
         return None, True
     return (), False
 
@@ -241,8 +241,11 @@ def create_next_event(
 
 def _assign_output(message: dict, response: Any, output: Any, position: int) -> dict:
     where = f"message_config.outputs[{position}]"
-    if not isinstance(output, dict) or not isinstance(output.get("source"), str) \
-            or not isinstance(output.get("destination"), str):
+    if (
+        not isinstance(output, dict)
+        or not isinstance(output.get("source"), str)
+        or not isinstance(output.get("destination"), str)
+    ):
         raise MessageError(f"{where} must be an object with string 'source' and 'destination'")
     value = resolve_string(output["source"], response, f"{where}.source")
     destination = output["destination"]

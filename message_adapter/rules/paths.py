@@ -251,6 +251,7 @@ def set_creating(document: dict, steps: list[Any], value: Any, *, path_text: str
     if len(steps) == 1:
         updated[key] = value
     else:
-        updated[key] = set_creating({} if child is None else child, steps[1:], value,
-                                    path_text=path_text)
+        updated[key] = set_creating(
+            {} if child is None else child, steps[1:], value, path_text=path_text
+        )
     return updated

@@ -80,7 +80,6 @@ class _Inline:
         return "".join(out)
 
 
-
 @lru_cache(maxsize=8192)
 def _plan(text: str) -> Any:
     """Compile a template string; raises ``PathSyntaxError`` for a bad whole-string path."""
@@ -100,7 +99,7 @@ def _plan(text: str) -> Any:
         except PathSyntaxError:
             continue
         if found.start() > position:
-            pieces.append(text[position:found.start()])
+            pieces.append(text[position : found.start()])
         pieces.append((found.group(0), path))
         position = found.end()
     if not any(type(piece) is tuple for piece in pieces):

@@ -49,7 +49,11 @@ class Adapter:
         return message_flow.load_nested_event(event, _validator(schemas))
 
     def create_next_event(
-        self, *, event: Any, handler_response: Any, message_config: Any = None,
+        self,
+        *,
+        event: Any,
+        handler_response: Any,
+        message_config: Any = None,
         schemas: Any = None,
     ) -> dict:
         """The next message, offloaded per ``ReplaceConfig``."""
@@ -83,10 +87,15 @@ class Adapter:
 
 _HANDLERS: dict[str, Callable[[Adapter, dict], Any]] = {
     "loadAndUpdateRemoteEvent": lambda adapter, request: adapter.load_and_update_remote_event(
-        event=request["event"], context=request.get("context")),
+        event=request["event"], context=request.get("context")
+    ),
     "loadNestedEvent": lambda adapter, request: adapter.load_nested_event(
-        event=request["event"], schemas=request.get("schemas")),
+        event=request["event"], schemas=request.get("schemas")
+    ),
     "createNextEvent": lambda adapter, request: adapter.create_next_event(
-        event=request["event"], handler_response=request.get("handler_response"),
-        message_config=request.get("message_config"), schemas=request.get("schemas")),
+        event=request["event"],
+        handler_response=request.get("handler_response"),
+        message_config=request.get("message_config"),
+        schemas=request.get("schemas"),
+    ),
 }

@@ -52,8 +52,11 @@ def parse_request(command: str, body: bytes) -> Any:
         return _parse_whole(command, body)
     event = parsed.event
     request: dict[str, Any] = {
-        "event": event, "context": parsed.context, "schemas": parsed.schemas,
-        "handler_response": parsed.handler_response, "message_config": parsed.message_config,
+        "event": event,
+        "context": parsed.context,
+        "schemas": parsed.schemas,
+        "handler_response": parsed.handler_response,
+        "message_config": parsed.message_config,
     }
     if command == "loadAndUpdateRemoteEvent":
         _decode(event, message_flow.load_and_update_reads(event))

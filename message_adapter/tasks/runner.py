@@ -63,8 +63,11 @@ def run_message(
         if exception is None:
             raise
         return RunResult(workflow_error_message(message, exception), exception)
-    return RunResult(adapter.create_next_event(
-        event=full, handler_response=response, message_config=message_config, schemas=schemas))
+    return RunResult(
+        adapter.create_next_event(
+            event=full, handler_response=response, message_config=message_config, schemas=schemas
+        )
+    )
 
 
 def trim(text: str, limit: int) -> str:
@@ -77,8 +80,9 @@ def trim(text: str, limit: int) -> str:
 
 def failure(name: str, message: str) -> Answer:
     """A SendTaskFailure answer within Step Functions' limits."""
-    return Answer(error=trim(name or "Error", MAX_ERROR_CHARS),
-                  cause=trim(message, MAX_CAUSE_CHARS))
+    return Answer(
+        error=trim(name or "Error", MAX_ERROR_CHARS), cause=trim(message, MAX_CAUSE_CHARS)
+    )
 
 
 def answer_for(result: RunResult) -> Answer:

@@ -26,6 +26,7 @@ from message_adapter.tasks.runner import Answer, RunResult, answer_for, answer_f
 
 Handler = Callable[[Any], RunResult]
 
+
 def token_digest(token: str) -> str:
     """A short, stable name for a task token, safe to log (the token itself is a secret)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
@@ -103,8 +104,7 @@ class ActivityWorker:
         self._polling = 0
         self._fatal: str | None = None
         self._done = threading.Event()
-        self.counts = {"succeeded": 0, "workflow_error": 0, "failed": 0, "late": 0,
-                       "unanswered": 0}
+        self.counts = {"succeeded": 0, "workflow_error": 0, "failed": 0, "late": 0, "unanswered": 0}
 
     # ---- control -------------------------------------------------------------------
 
@@ -118,10 +118,16 @@ class ActivityWorker:
 
     def run(self) -> int:
         """Serve until stopped and drained; 0 after a clean stop, 1 if polling was impossible."""
-        self._log("worker_started", concurrency=self.concurrency, heartbeat=self.heartbeat,
-                  grace=self.grace)
-        slots = [threading.Thread(target=self._slot, name=f"slot-{n}", daemon=True)
-                 for n in range(self.concurrency)]
+        self._log(
+            "worker_started",
+            concurrency=self.concurrency,
+            heartbeat=self.heartbeat,
+            grace=self.grace,
+        )
+        slots = [
+            threading.Thread(target=self._slot, name=f"slot-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
         for thread in slots:
             thread.start()
         beats = None
@@ -134,7 +140,8 @@ class ActivityWorker:
         while True:
             with self._lock:
                 idle = self._polling == 0 and not any(
-                    not job.answered for job in self._jobs.values())
+                    not job.answered for job in self._jobs.values()
+                )
                 slots_done = not any(thread.is_alive() for thread in slots)
             if idle and (slots_done or self._deadline_passed.is_set()):
                 break
@@ -154,7 +161,8 @@ class ActivityWorker:
                 self._polling += 1
             try:
                 response = self.poller.get_activity_task(
-                    activityArn=self.activity_arn, workerName=self.worker_name)
+                    activityArn=self.activity_arn, workerName=self.worker_name
+                )
             except Exception as error:  # noqa: BLE001 - every poll error is logged and handled
                 with self._lock:
                     self._polling -= 1
@@ -163,8 +171,12 @@ class ActivityWorker:
                     self._log("poll_failed", level="error", error=self._fatal, fatal=True)
                     self.stop()  # running tasks still get the grace period
                     return
-                self._log("poll_failed", level="warning", error=f"{type(error).__name__}: "
-                          f"{error}", transient=is_transient(error))
+                self._log(
+                    "poll_failed",
+                    level="warning",
+                    error=f"{type(error).__name__}: {error}",
+                    transient=is_transient(error),
+                )
                 self._pause(backoff_delay(failures))
                 failures += 1
                 continue
@@ -188,8 +200,10 @@ class ActivityWorker:
     def _work(self, job: Job, raw_input: Any) -> None:
         outcome, error = "succeeded", None
         if self._deadline_passed.is_set():
-            answer = failure("WorkerShutdownError", "the activity worker was shutting down "
-                             "when this task arrived; it was not run")
+            answer = failure(
+                "WorkerShutdownError",
+                "the activity worker was shutting down when this task arrived; it was not run",
+            )
         else:
             try:
                 message = loads(raw_input if raw_input is not None else "null")
@@ -202,8 +216,12 @@ class ActivityWorker:
         if not answer.succeeded:
             outcome, error = "failed", answer.error
         if not job.claim():
-            self._log_task(job, "late", answered=False,
-                           note="finished after the shutdown deadline had answered it")
+            self._log_task(
+                job,
+                "late",
+                answered=False,
+                note="finished after the shutdown deadline had answered it",
+            )
             return
         answered = self._answer(job, answer)
         self._log_task(job, outcome, error=error, answered=answered)
@@ -222,13 +240,18 @@ class ActivityWorker:
                 if answer.succeeded:
                     self.sfn.send_task_success(taskToken=job.token, output=answer.output)
                 else:
-                    self.sfn.send_task_failure(taskToken=job.token, error=answer.error,
-                                               cause=answer.cause)
+                    self.sfn.send_task_failure(
+                        taskToken=job.token, error=answer.error, cause=answer.cause
+                    )
                 return True
             except Exception as error:  # noqa: BLE001
                 if not is_transient(error) or attempt + 1 == self.answer_attempts:
-                    self._log("answer_failed", level="error", token=token_digest(job.token),
-                              error=f"{error_code(error) or type(error).__name__}: {error}")
+                    self._log(
+                        "answer_failed",
+                        level="error",
+                        token=token_digest(job.token),
+                        error=f"{error_code(error) or type(error).__name__}: {error}",
+                    )
                     return False
                 delay = backoff_delay(attempt)
                 if self._sleep is not None:
@@ -244,9 +267,12 @@ class ActivityWorker:
             jobs = [job for job in self._jobs.values() if not job.answered]
         for job in jobs:
             if job.claim():
-                answer = failure("WorkerShutdownError", f"the activity worker was stopped and "
-                                 f"the task did not finish within the {self.grace:g} s grace "
-                                 "period; run it again")
+                answer = failure(
+                    "WorkerShutdownError",
+                    f"the activity worker was stopped and "
+                    f"the task did not finish within the {self.grace:g} s grace "
+                    "period; run it again",
+                )
                 answered = self._answer(job, answer)
                 self._log_task(job, "failed", error="WorkerShutdownError", answered=answered)
         if self.on_deadline is not None:
@@ -260,16 +286,22 @@ class ActivityWorker:
         while not self._done.wait(tick):
             now = time.monotonic()
             with self._lock:
-                due = [job for job in self._jobs.values()
-                       if not job.answered and now - job.last_beat >= interval]
+                due = [
+                    job
+                    for job in self._jobs.values()
+                    if not job.answered and now - job.last_beat >= interval
+                ]
             for job in due:
                 job.last_beat = now
                 try:
                     self.sfn.send_task_heartbeat(taskToken=job.token)
                 except Exception as error:  # noqa: BLE001 - a missed beat is only logged
-                    self._log("heartbeat_failed", level="warning",
-                              token=token_digest(job.token),
-                              error=f"{error_code(error) or type(error).__name__}: {error}")
+                    self._log(
+                        "heartbeat_failed",
+                        level="warning",
+                        token=token_digest(job.token),
+                        error=f"{error_code(error) or type(error).__name__}: {error}",
+                    )
 
     # ---- logs ----------------------------------------------------------------------
 
@@ -279,13 +311,23 @@ class ActivityWorker:
             self.counts[outcome] += 1
             if fields.get("answered") is False and outcome != "late":
                 self.counts["unanswered"] += 1
-        self._log("task", token=token_digest(job.token), duration_s=duration,
-                  outcome=outcome, **{k: v for k, v in fields.items() if v is not None})
+        self._log(
+            "task",
+            token=token_digest(job.token),
+            duration_s=duration,
+            outcome=outcome,
+            **{k: v for k, v in fields.items() if v is not None},
+        )
 
     def _log(self, event: str, level: str = "info", **fields: Any) -> None:
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": level,
-                  "event": event, "activity": self.activity, "worker": self.worker_name,
-                  **fields}
+        record = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": level,
+            "event": event,
+            "activity": self.activity,
+            "worker": self.worker_name,
+            **fields,
+        }
         stream = self.log_stream or sys.stderr
         stream.write(json.dumps(record, default=str) + "\n")
         stream.flush()
@@ -303,12 +345,22 @@ def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:
     from botocore.config import Config
 
     session = boto3.session.Session()
-    poller = session.client("stepfunctions", config=Config(
-        read_timeout=70, connect_timeout=10, max_pool_connections=concurrency + 2,
-        retries={"mode": "standard", "total_max_attempts": 1},
-    ))
-    answerer = session.client("stepfunctions", config=Config(
-        connect_timeout=10, read_timeout=30, max_pool_connections=concurrency + 4,
-        retries={"mode": "standard", "max_attempts": 5},
-    ))
+    poller = session.client(
+        "stepfunctions",
+        config=Config(
+            read_timeout=70,
+            connect_timeout=10,
+            max_pool_connections=concurrency + 2,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
+    answerer = session.client(
+        "stepfunctions",
+        config=Config(
+            connect_timeout=10,
+            read_timeout=30,
+            max_pool_connections=concurrency + 4,
+            retries={"mode": "standard", "max_attempts": 5},
+        ),
+    )
     return poller, answerer

@@ -32,8 +32,10 @@ def localstack() -> Iterator[LocalStack]:
     """LocalStack serving S3 and Step Functions on loopback, for the whole session."""
     python = find_python313()
     if python is None:
-        message = ("the e2e tests need Python 3.13 for LocalStack: set LOCALSTACK_PYTHON or "
-                   "put python3.13 on PATH")
+        message = (
+            "the e2e tests need Python 3.13 for LocalStack: set LOCALSTACK_PYTHON or "
+            "put python3.13 on PATH"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -44,8 +46,10 @@ def localstack() -> Iterator[LocalStack]:
     server = LocalStack(venv_python)
     try:
         ready = server.wait_ready()
-        sys.stderr.write(f"\nLocalStack: install {installed:.1f} s, ready in {ready:.1f} s "
-                         f"on {server.endpoint}\n")
+        sys.stderr.write(
+            f"\nLocalStack: install {installed:.1f} s, ready in {ready:.1f} s "
+            f"on {server.endpoint}\n"
+        )
         yield server
     finally:
         server.stop()
@@ -75,21 +79,45 @@ def unique(prefix: str) -> str:
 class Worker:
     """A ``cumulus-message-adapter activity`` process; its stderr (the log) goes to a file."""
 
-    def __init__(self, localstack: LocalStack, activity_arn: str, *task_args: str,
-                 concurrency: int = 1, heartbeat: float | None = None, grace: float = 30,
-                 name: str | None = None) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log",  # noqa: SIM115
-                                               delete=False)
-        args = [sys.executable, "-m", "message_adapter", "activity",
-                "--activity-arn", activity_arn, "--concurrency", str(concurrency),
-                "--grace", str(grace), *task_args]
+    def __init__(
+        self,
+        localstack: LocalStack,
+        activity_arn: str,
+        *task_args: str,
+        concurrency: int = 1,
+        heartbeat: float | None = None,
+        grace: float = 30,
+        name: str | None = None,
+    ) -> None:
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="worker-", suffix=".log", delete=False
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "message_adapter",
+            "activity",
+            "--activity-arn",
+            activity_arn,
+            "--concurrency",
+            str(concurrency),
+            "--grace",
+            str(grace),
+            *task_args,
+        ]
         if heartbeat:
             args += ["--heartbeat", str(heartbeat)]
         if name:
             args += ["--worker-name", name]
-        self.process = subprocess.Popen(args, cwd=REPO, env=localstack.aws_env(),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=self.log, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=localstack.aws_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
+        )
 
     def records(self) -> list[dict]:
         lines = Path(self.log.name).read_text(errors="replace").splitlines()
@@ -133,8 +161,13 @@ def workers(localstack: LocalStack) -> Iterator[Any]:
         worker.close()
 
 
-def activity_state(activity_arn: str, task_config: dict, next_state: str | None = None,
-                   heartbeat_seconds: int | None = None, **cma: Any) -> dict:
+def activity_state(
+    activity_arn: str,
+    task_config: dict,
+    next_state: str | None = None,
+    heartbeat_seconds: int | None = None,
+    **cma: Any,
+) -> dict:
     """A Cumulus Task state: the message goes in as ``cma.event`` (Step Functions
     parameters), with task_config and any ReplaceConfig beside it.
 
@@ -160,14 +193,18 @@ def activity_state(activity_arn: str, task_config: dict, next_state: str | None 
 
 def create_state_machine(sfn: Any, states: dict, start_at: str) -> str:
     definition = {"StartAt": start_at, "States": states}
-    return sfn.create_state_machine(name=unique("sm"), definition=json.dumps(definition),
-                                    roleArn=ROLE)["stateMachineArn"]
+    return sfn.create_state_machine(
+        name=unique("sm"), definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
 
 
 def cumulus_message(bucket: str, **meta: Any) -> dict:
     return {
-        "cumulus_meta": {"system_bucket": bucket, "execution_name": unique("ex"),
-                         "state_machine": "e2e"},
+        "cumulus_meta": {
+            "system_bucket": bucket,
+            "execution_name": unique("ex"),
+            "state_machine": "e2e",
+        },
         "meta": meta,
         "payload": {},
         "exception": "None",
@@ -175,8 +212,9 @@ def cumulus_message(bucket: str, **meta: Any) -> dict:
 
 
 def start_execution(sfn: Any, state_machine: str, message: dict) -> str:
-    return sfn.start_execution(stateMachineArn=state_machine, name=unique("ex"),
-                               input=json.dumps(message))["executionArn"]
+    return sfn.start_execution(
+        stateMachineArn=state_machine, name=unique("ex"), input=json.dumps(message)
+    )["executionArn"]
 
 
 def wait_execution(sfn: Any, execution_arn: str, timeout: float = 60) -> dict:
@@ -193,8 +231,9 @@ def wait_execution(sfn: Any, execution_arn: str, timeout: float = 60) -> dict:
 def history(sfn: Any, execution_arn: str) -> list[dict]:
     events, token = [], None
     while True:
-        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000,
-                                         **({"nextToken": token} if token else {}))
+        page = sfn.get_execution_history(
+            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        )
         events += page["events"]
         token = page.get("nextToken")
         if not token:

@@ -27,7 +27,11 @@ CACHE = Path(os.environ.get("CMA_LOCALSTACK_CACHE", REPO / ".localstack"))
 PINS = (
     "localstack-core[runtime]==2026.3.0",
     # Measured: the newest releases of these break localstack-core 2026.3.0's start-up.
-    "cbor2<5.7", "cryptography<44", "pyopenssl<24.3", "joserfc<1.1", "service_identity",
+    "cbor2<5.7",
+    "cryptography<44",
+    "pyopenssl<24.3",
+    "joserfc<1.1",
+    "service_identity",
 )
 
 
@@ -41,8 +45,9 @@ def find_python313() -> str | None:
 
 def _is_python313(path: str) -> bool:
     try:
-        done = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"],
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            [path, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, timeout=30
+        )
     except OSError:
         return False
     return done.returncode == 0 and done.stdout.strip() == b"(3, 13)"
@@ -58,11 +63,26 @@ def ensure_installed(python: str, log: Path) -> Path:
         return venv_python
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True,
-                       stdout=out, stderr=subprocess.STDOUT)
-        done = subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet",
-                               "--disable-pip-version-check", *PINS],
-                              stdout=out, stderr=subprocess.STDOUT, timeout=900)
+        subprocess.run(
+            [python, "-m", "venv", "--clear", str(venv)],
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        done = subprocess.run(
+            [
+                str(venv_python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *PINS,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"pip could not install LocalStack (see {log}):\n{tail}")
@@ -80,23 +100,32 @@ class LocalStack:
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         self.log_path = CACHE / "localstack.log"
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("AWS_", "LOCALSTACK_"))}
-        env.update({
-            "SERVICES": "s3,stepfunctions",
-            "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
-            "OVERRIDE_IN_DOCKER": "0",         # host mode: files under FILESYSTEM_ROOT
-            "FILESYSTEM_ROOT": str(root),
-            "PERSISTENCE": "0",
-            "DISABLE_EVENTS": "1",             # no analytics
-            "SKIP_SSL_CERT_DOWNLOAD": "1",     # no certificate download
-            "DNS_ADDRESS": "0",                # no DNS server (it looks for upstream DNS)
-            "LOCALSTACK_HOST": f"127.0.0.1:{self.port}",
-        })
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_", "LOCALSTACK_"))
+        }
+        env.update(
+            {
+                "SERVICES": "s3,stepfunctions",
+                "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
+                "OVERRIDE_IN_DOCKER": "0",  # host mode: files under FILESYSTEM_ROOT
+                "FILESYSTEM_ROOT": str(root),
+                "PERSISTENCE": "0",
+                "DISABLE_EVENTS": "1",  # no analytics
+                "SKIP_SSL_CERT_DOWNLOAD": "1",  # no certificate download
+                "DNS_ADDRESS": "0",  # no DNS server (it looks for upstream DNS)
+                "LOCALSTACK_HOST": f"127.0.0.1:{self.port}",
+            }
+        )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [str(venv_python), "-m", "localstack.runtime.main"], cwd=root, env=env,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [str(venv_python), "-m", "localstack.runtime.main"],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() ends all of it
         )
 
@@ -105,26 +134,35 @@ class LocalStack:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError(f"LocalStack exited ({self.process.returncode}):\n"
-                                   + self.log_path.read_text(errors="replace")[-3000:])
+                raise RuntimeError(
+                    f"LocalStack exited ({self.process.returncode}):\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
             if "CannotListenError" in self.log_path.read_text(errors="replace"):
                 # LocalStack keeps running without its gateway rather than exiting.
                 self.stop()
-                raise RuntimeError(f"LocalStack could not listen on port {self.port}, which "
-                                   "another process took; run the tests again")
+                raise RuntimeError(
+                    f"LocalStack could not listen on port {self.port}, which "
+                    "another process took; run the tests again"
+                )
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/_localstack/health",
-                                            timeout=2) as reply:
+                with urllib.request.urlopen(
+                    f"{self.endpoint}/_localstack/health", timeout=2
+                ) as reply:
                     services = loads(reply.read()).get("services", {})
-                if all(services.get(name) in ("available", "running")
-                       for name in ("s3", "stepfunctions")):
+                if all(
+                    services.get(name) in ("available", "running")
+                    for name in ("s3", "stepfunctions")
+                ):
                     return time.monotonic() - started
             except OSError:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"LocalStack not ready after {timeout} s:\n"
-                           + self.log_path.read_text(errors="replace")[-3000:])
+        raise RuntimeError(
+            f"LocalStack not ready after {timeout} s:\n"
+            + self.log_path.read_text(errors="replace")[-3000:]
+        )
 
     def stop(self) -> None:
         """End the whole process group: politely, then for sure."""
@@ -147,20 +185,27 @@ class LocalStack:
     def aws_env(self) -> dict[str, str]:
         """Environment for a process that should use this LocalStack as AWS."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update({
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        })
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
         return env
 
     def client(self, service: str) -> object:
         """A boto3 client on this LocalStack."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )

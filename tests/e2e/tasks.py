@@ -40,4 +40,3 @@ def slow(event, context):
 def tag(event, context):
     """The input plus which worker process ran it."""
     return {"n": event["input"]["n"], "pid": os.getpid()}
-

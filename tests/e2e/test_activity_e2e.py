@@ -35,21 +35,33 @@ def test_three_steps_offload_and_reload_the_payload(sfn, s3, bucket, workers) ->
     workers(make, f"{TASKS}:make_granules")
     workers(count, "--exec", f"{sys.executable} {COUNT_TASK}")
     workers(report, f"{TASKS}:report")
-    machine = create_state_machine(sfn, {
-        "Make": activity_state(make, {"count": "{$.meta.count}"}, "Count",
-                               ReplaceConfig={"Path": "$.payload", "MaxSize": 1000}),
-        "Count": activity_state(count, {}, "Report"),
-        "Report": activity_state(report, {"collection": "{$.meta.collection}"}),
-    }, "Make")
-    execution = start_execution(sfn, machine, cumulus_message(bucket, count=50,
-                                                              collection="MOD09GQ"))
+    machine = create_state_machine(
+        sfn,
+        {
+            "Make": activity_state(
+                make,
+                {"count": "{$.meta.count}"},
+                "Count",
+                ReplaceConfig={"Path": "$.payload", "MaxSize": 1000},
+            ),
+            "Count": activity_state(count, {}, "Report"),
+            "Report": activity_state(report, {"collection": "{$.meta.collection}"}),
+        },
+        "Make",
+    )
+    execution = start_execution(
+        sfn, machine, cumulus_message(bucket, count=50, collection="MOD09GQ")
+    )
     done = wait_execution(sfn, execution)
     assert done["status"] == "SUCCEEDED", done
     output = json.loads(done["output"])
     assert output["payload"] == {"count": 50, "first": "g0", "collection": "MOD09GQ"}
     assert "replace" not in output
     assert [task["arn"] for task in output["meta"]["workflow_tasks"].values()] == [
-        make, count, report]
+        make,
+        count,
+        report,
+    ]
     stored = s3.list_objects_v2(Bucket=bucket, Prefix="events/").get("Contents", [])
     assert len(stored) == 1, "step 1 offloaded its payload to S3"
 
@@ -60,8 +72,9 @@ def test_failing_task_fails_the_execution_with_its_error_name(sfn, bucket, worke
     machine = create_state_machine(sfn, {"Check": activity_state(activity, {})}, "Check")
     done = wait_execution(sfn, start_execution(sfn, machine, cumulus_message(bucket)))
     assert done["status"] == "FAILED"
-    failed = [event for event in history(sfn, done["executionArn"])
-              if event["type"] == "ActivityFailed"]
+    failed = [
+        event for event in history(sfn, done["executionArn"]) if event["type"] == "ActivityFailed"
+    ]
     assert failed[0]["activityFailedEventDetails"]["error"] == "GranuleCorrupt"
     assert "checksum mismatch" in failed[0]["activityFailedEventDetails"]["cause"]
 
@@ -69,10 +82,14 @@ def test_failing_task_fails_the_execution_with_its_error_name(sfn, bucket, worke
 def test_workflow_error_continues_the_workflow_with_exception(sfn, bucket, workers) -> None:
     activity = new_activity(sfn)
     workers(activity, f"{TASKS}:no_granules")
-    machine = create_state_machine(sfn, {
-        "Discover": activity_state(activity, {}, "Next"),
-        "Next": {"Type": "Pass", "End": True},
-    }, "Discover")
+    machine = create_state_machine(
+        sfn,
+        {
+            "Discover": activity_state(activity, {}, "Next"),
+            "Next": {"Type": "Pass", "End": True},
+        },
+        "Discover",
+    )
     done = wait_execution(sfn, start_execution(sfn, machine, cumulus_message(bucket)))
     assert done["status"] == "SUCCEEDED", done
     output = json.loads(done["output"])
@@ -86,9 +103,12 @@ def test_sigterm_during_a_task_still_answers_it(sfn, bucket, workers) -> None:
     state = activity_state(activity, {"seconds": 3}, heartbeat_seconds=2)
     machine = create_state_machine(sfn, {"Slow": state}, "Slow")
     execution = start_execution(sfn, machine, cumulus_message(bucket))
-    wait_until(lambda: any(event["type"] == "ActivityStarted"
-                           for event in history(sfn, execution)),
-               timeout=30, step=0.1, what="the worker taking the task")
+    wait_until(
+        lambda: any(event["type"] == "ActivityStarted" for event in history(sfn, execution)),
+        timeout=30,
+        step=0.1,
+        what="the worker taking the task",
+    )
     worker.signal(signal.SIGTERM)
     assert worker.process.wait(30) == 0
     done = wait_execution(sfn, execution)
@@ -100,8 +120,7 @@ def test_sigterm_during_a_task_still_answers_it(sfn, bucket, workers) -> None:
 def test_two_workers_drain_200_executions_exactly_once(sfn, bucket, workers) -> None:
     total = 200
     activity = new_activity(sfn)
-    pool = [workers(activity, f"{TASKS}:tag", concurrency=4, name=f"scale-{n}")
-            for n in range(2)]
+    pool = [workers(activity, f"{TASKS}:tag", concurrency=4, name=f"scale-{n}") for n in range(2)]
     machine = create_state_machine(sfn, {"Tag": activity_state(activity, {})}, "Tag")
     time.sleep(1)  # both workers are polling
     started = time.monotonic()
@@ -113,23 +132,34 @@ def test_two_workers_drain_200_executions_exactly_once(sfn, bucket, workers) -> 
     results = [wait_execution(sfn, arn, timeout=300) for arn in executions]
     elapsed = time.monotonic() - started
     failed = [result["executionArn"] for result in results if result["status"] != "SUCCEEDED"]
-    problems = [record for worker in pool for record in worker.records()
-                if record.get("level") != "info"
-                or record.get("outcome") not in (None, "succeeded")]
-    assert not failed, (f"{len(failed)} failed, in {elapsed:.1f} s; first: "
-                        f"{history(sfn, failed[0])[-3:]}; worker problems: {problems[:5]}")
+    problems = [
+        record
+        for worker in pool
+        for record in worker.records()
+        if record.get("level") != "info" or record.get("outcome") not in (None, "succeeded")
+    ]
+    assert not failed, (
+        f"{len(failed)} failed, in {elapsed:.1f} s; first: "
+        f"{history(sfn, failed[0])[-3:]}; worker problems: {problems[:5]}"
+    )
     assert [json.loads(result["output"])["payload"]["n"] for result in results] == list(
-        range(total))
+        range(total)
+    )
     tasks = [task for worker in pool for task in worker.tasks()]
     assert len(tasks) == total and {task["outcome"] for task in tasks} == {"succeeded"}
     assert len({task["token"] for task in tasks}) == total, "no task answered twice"
     assert all(worker.tasks() for worker in pool), "both processes took tasks"
     for arn in executions[:20]:  # each execution: one task scheduled, started, succeeded
         kinds = [event["type"] for event in history(sfn, arn)]
-        assert [kinds.count(kind) for kind in
-                ("ActivityScheduled", "ActivityStarted", "ActivitySucceeded")] == [1, 1, 1]
+        assert [
+            kinds.count(kind)
+            for kind in ("ActivityScheduled", "ActivityStarted", "ActivitySucceeded")
+        ] == [1, 1, 1]
     rate = total / elapsed
-    sys.stderr.write(f"\nthroughput: {total} executions in {elapsed:.1f} s = "
-                     f"{rate:.1f} executions/s (2 workers x concurrency 4)\n")
+    sys.stderr.write(
+        f"\nthroughput: {total} executions in {elapsed:.1f} s = "
+        f"{rate:.1f} executions/s (2 workers x concurrency 4)\n"
+    )
     (Path(__file__).resolve().parents[2] / ".localstack" / "throughput.txt").write_text(
-        f"{total} executions in {elapsed:.1f} s = {rate:.1f} executions/s\n")
+        f"{total} executions in {elapsed:.1f} s = {rate:.1f} executions/s\n"
+    )

@@ -52,8 +52,13 @@ MODES = ("auto", "sidecar", "inprocess")
 # What a Lambda context object carries that the adapter records (workflow_tasks) or a task
 # may want; read with getattr too, for context objects without a __dict__.
 LAMBDA_CONTEXT_FIELDS = (
-    "function_name", "function_version", "invoked_function_arn", "memory_limit_in_mb",
-    "aws_request_id", "log_group_name", "log_stream_name",
+    "function_name",
+    "function_version",
+    "invoked_function_arn",
+    "memory_limit_in_mb",
+    "aws_request_id",
+    "log_group_name",
+    "log_stream_name",
 )
 
 
@@ -89,9 +94,7 @@ def adapter_mode() -> str:
     """``"sidecar"`` or ``"inprocess"``: how the next invocation runs the adapter."""
     mode = (os.environ.get("CUMULUS_MESSAGE_ADAPTER_MODE") or "auto").strip().lower()
     if mode not in MODES:
-        raise ValueError(
-            f"CUMULUS_MESSAGE_ADAPTER_MODE={mode!r} is not one of {', '.join(MODES)}"
-        )
+        raise ValueError(f"CUMULUS_MESSAGE_ADAPTER_MODE={mode!r} is not one of {', '.join(MODES)}")
     if mode != "auto":
         return mode
     if os.environ.get("CUMULUS_MESSAGE_ADAPTER_DIR"):
@@ -126,8 +129,11 @@ def context_dict(context: Any) -> dict:
                 fields[name] = value
         with contextlib.suppress(TypeError):
             fields.update(vars(context))
-    return {key: value for key, value in fields.items()
-            if isinstance(key, str) and not key.startswith("_") and _is_json(value)}
+    return {
+        key: value
+        for key, value in fields.items()
+        if isinstance(key, str) and not key.startswith("_") and _is_json(value)
+    }
 
 
 def _is_json(value: Any) -> bool:
@@ -159,8 +165,11 @@ def _workflow_error_message(error: Exception, cumulus_message: Any) -> Any:
 
 
 def _run_in_sidecar(
-    task_function: Callable[..., Any], cumulus_message: dict, context: Any,
-    schemas: dict | None, taskargs: dict,
+    task_function: Callable[..., Any],
+    cumulus_message: dict,
+    context: Any,
+    schemas: dict | None,
+    taskargs: dict,
 ) -> Any:
     sidecar = get_sidecar()
     call = sidecar.call
@@ -168,12 +177,16 @@ def _run_in_sidecar(
     # decoded here, and a task cannot change it.
     full = call(
         "loadAndUpdateRemoteEvent",
-        b'{"event":' + encode(cumulus_message) + b',"context":' + encode(context_dict(context))
+        b'{"event":'
+        + encode(cumulus_message)
+        + b',"context":'
+        + encode(context_dict(context))
         + b"}",
     ).rstrip(b"\r\n")
     schemas_json = encode(schemas)
-    nested = decode(call("loadNestedEvent",
-                         b'{"event":' + full + b',"schemas":' + schemas_json + b"}"))
+    nested = decode(
+        call("loadNestedEvent", b'{"event":' + full + b',"schemas":' + schemas_json + b"}")
+    )
     message_config = nested.get("messageConfig")
     try:
         response = task_function(nested, context, **taskargs)
@@ -183,11 +196,20 @@ def _run_in_sidecar(
         response_json = encode(response)
     except (TypeError, ValueError) as error:
         raise TypeError(f"the task's return value is not JSON: {error}") from None
-    return decode(call(
-        "createNextEvent",
-        b'{"event":' + full + b',"handler_response":' + response_json
-        + b',"message_config":' + encode(message_config) + b',"schemas":' + schemas_json + b"}",
-    ))
+    return decode(
+        call(
+            "createNextEvent",
+            b'{"event":'
+            + full
+            + b',"handler_response":'
+            + response_json
+            + b',"message_config":'
+            + encode(message_config)
+            + b',"schemas":'
+            + schemas_json
+            + b"}",
+        )
+    )
 
 
 # ---- in-process mode ------------------------------------------------------------------------
@@ -215,8 +237,11 @@ def _in_process_adapter() -> type:
 
 
 def _run_in_process(
-    task_function: Callable[..., Any], cumulus_message: dict, context: Any,
-    schemas: dict | None, taskargs: dict,
+    task_function: Callable[..., Any],
+    cumulus_message: dict,
+    context: Any,
+    schemas: dict | None,
+    taskargs: dict,
 ) -> Any:
     adapter = _in_process_adapter()(schemas)
     with _adapter_errors("loadAndUpdateRemoteEvent"):

@@ -15,8 +15,9 @@ from functools import lru_cache
 class MessageAdapterError(Exception):
     """The adapter refused the message or could not process it."""
 
-    def __init__(self, message: str, name: str = "MessageAdapterError",
-                 command: str | None = None) -> None:
+    def __init__(
+        self, message: str, name: str = "MessageAdapterError", command: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.name = name
@@ -41,8 +42,9 @@ def _schema_error_type() -> type[SchemaValidationError]:
     class JsonSchemaValidationError(SchemaValidationError, ValidationError):
         """A ``SchemaValidationError`` that is also a ``jsonschema.ValidationError``."""
 
-        def __init__(self, message: str, name: str = "ValidationError",
-                     command: str | None = None) -> None:
+        def __init__(
+            self, message: str, name: str = "ValidationError", command: str | None = None
+        ) -> None:
             ValidationError.__init__(self, message)
             self.name = name
             self.command = command

@@ -133,8 +133,9 @@ def _bundle_command(directory: str, python: str) -> tuple[str, ...]:
     if not root.is_dir():
         problem = "does not exist"
     elif built_for not in (None, here):
-        problem = (f"was built for Python {built_for} (this is {here}) and has no "
-                   "cma_bin/cma executable")
+        problem = (
+            f"was built for Python {built_for} (this is {here}) and has no cma_bin/cma executable"
+        )
     else:
         problem = "holds neither __main__.py nor cma_bin/cma"
     raise AdapterProcessError(
@@ -238,8 +239,11 @@ class Sidecar:
         self._stderr_tail.clear()
         try:
             process = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, close_fds=True,
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
             )
         except OSError as error:
             raise AdapterProcessError(
@@ -248,8 +252,10 @@ class Sidecar:
             ) from None
         self._process = process
         self._stderr_thread = threading.Thread(
-            target=_relay_stderr, args=(process.stderr, self._stderr_tail),
-            name="cma-sidecar-stderr", daemon=True,
+            target=_relay_stderr,
+            args=(process.stderr, self._stderr_tail),
+            name="cma-sidecar-stderr",
+            daemon=True,
         )
         self._stderr_thread.start()
         return process
@@ -269,8 +275,8 @@ class Sidecar:
         tail = " | ".join(line.strip() for line in self._stderr_tail if line.strip())
         return AdapterProcessError(
             f"the message adapter ({' '.join(self.command)}) stopped while answering "
-            f"{command} (exit status {status})" + (f": {tail}" if tail else
-                                                     "; it wrote nothing on stderr"),
+            f"{command} (exit status {status})"
+            + (f": {tail}" if tail else "; it wrote nothing on stderr"),
             "AdapterDied",
             command,
         )
