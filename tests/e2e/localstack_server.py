@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from message_adapter.jsonio import loads
-from tests.ports import free_port
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CMA_LOCALSTACK_CACHE", REPO / ".localstack"))

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.e2e.conftest import (
+from tests.e2e.helpers import (
     TASKS,
     activity_state,
     create_state_machine,
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     unique,
     wait_execution,
 )
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from message_adapter.errors import MessageError, RemoteStoreError
 from message_adapter.jsonio import dumps
 from message_adapter.message_adapter import MessageAdapter
 from message_adapter.sidecar.commands import Adapter
-from tests.conftest import get_json, keys_in, put_json, run_adapter, stream_input
+from tests.helpers import get_json, keys_in, put_json, run_adapter, stream_input
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

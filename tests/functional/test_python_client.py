@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 PYTHON = sys.executable
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "clients" / "python"))
 
 import run_cumulus_task as client  # noqa: E402
@@ -32,7 +32,7 @@ from run_cumulus_task import (  # noqa: E402
 )
 from run_cumulus_task.sidecar import Sidecar, adapter_command, get_sidecar  # noqa: E402
 
-from tests.conftest import wait_until  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
 
 MODES = ["sidecar", "inprocess"]
 

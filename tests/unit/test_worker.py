@@ -2,9 +2,6 @@
 
 import io
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +19,7 @@ from message_adapter.tasks.worker import (
     is_transient,
     token_digest,
 )
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 
 ARN = "arn:aws:states:us-east-1:000000000000:activity:ingest"
 
@@ -419,37 +416,3 @@ def test_transient_errors_are_throttling_5xx_and_connection_errors(error, transi
 
 def test_activity_name_is_the_last_part_of_the_arn() -> None:
     assert activity_name(ARN) == "ingest"
-
-
-# ---- the `activity` command -------------------------------------------------------------
-
-
-def test_activity_command_exits_0_on_sigterm() -> None:
-    # The endpoint refuses connections, so the worker backs off between polls.
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "message_adapter",
-            "activity",
-            "--activity-arn",
-            ARN,
-            "--exec",
-            "cat",
-        ],
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    events = [json.loads(line)["event"] for line in stderr.decode().splitlines()]
-    assert events[0] == "worker_started" and events[-1] == "worker_stopped"

@@ -14,15 +14,15 @@ import pytest
 from message_adapter.errors import RemoteStoreError
 from message_adapter.jsonio import dumps as _json
 from message_adapter.stores import S3Store, make_s3_client
-from tests.conftest import (
+from tests.helpers import (
     DEAD_ENDPOINT,
     FlakyProxy,
     MotoServer,
     get_json,
+    port_is_free,
     put_json,
     run_adapter,
 )
-from tests.ports import port_is_free
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

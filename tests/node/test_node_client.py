@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.node
 
-CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node"
+CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 
 def _needs_install() -> bool:

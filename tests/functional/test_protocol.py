@@ -9,6 +9,11 @@ from typing import Any
 
 import pytest
 
+from message_adapter.jsonio import dumps, loads
+from message_adapter.sidecar import request_parsing
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.stores import MemoryStore
+
 ADAPTER = [sys.executable, "-m", "message_adapter"]
 MESSAGE = {
     "cumulus_meta": {"state_machine": "sm", "execution_name": "ex"},
@@ -223,3 +228,26 @@ def test_unknown_cli_command_explains_usage() -> None:
     result = subprocess.run([*ADAPTER, "lodNestedEvent"], capture_output=True, timeout=30)
     assert result.returncode == 2
     assert b"No such command" in result.stderr
+
+
+def test_large_request_through_the_stream_matches_a_full_parse() -> None:
+    granules = [
+        {"granuleId": f"g{index}", "files": [{"size": index, "ratio": 0.5}]}
+        for index in range(2000)
+    ]
+    message = {
+        "meta": {"name": "M"},
+        "payload": {"granules": granules},
+        "task_config": {"name": "{$.meta.name}", "n": "{$.payload.granules[1].granuleId}"},
+    }
+    body = dumps({"event": message})
+    assert len(body) > request_parsing.LAZY_FROM * 2
+    result = subprocess.run(
+        [sys.executable, "-m", "message_adapter", "stream"],
+        input=b"loadNestedEvent\n" + body + b"\n<EOC>\n",
+        capture_output=True,
+        timeout=60,
+    )
+    answer, end, rest = result.stdout.split(b"\n")
+    assert (end, rest) == (b"<EOC>", b"")
+    assert loads(answer) == Adapter(MemoryStore()).run("loadNestedEvent", loads(body))

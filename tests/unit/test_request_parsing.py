@@ -1,8 +1,6 @@
 """Partial parsing of requests must give exactly the answers a full parse gives."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,26 +153,3 @@ def test_raw_parts_are_decoded_for_schema_checks(
     body = b'{"event": {"payload": {"files": []}}, "schemas": {"input": "in.json"}}'
     with pytest.raises(ValidationError, match="'granules' is a required property"):
         Adapter(MemoryStore()).run_json("loadNestedEvent", body)
-
-
-def test_large_request_through_the_stream_matches_a_full_parse() -> None:
-    granules = [
-        {"granuleId": f"g{index}", "files": [{"size": index, "ratio": 0.5}]}
-        for index in range(2000)
-    ]
-    message = {
-        "meta": {"name": "M"},
-        "payload": {"granules": granules},
-        "task_config": {"name": "{$.meta.name}", "n": "{$.payload.granules[1].granuleId}"},
-    }
-    body = dumps({"event": message})
-    assert len(body) > request_parsing.LAZY_FROM * 2
-    result = subprocess.run(
-        [sys.executable, "-m", "message_adapter", "stream"],
-        input=b"loadNestedEvent\n" + body + b"\n<EOC>\n",
-        capture_output=True,
-        timeout=60,
-    )
-    answer, end, rest = result.stdout.split(b"\n")
-    assert (end, rest) == (b"<EOC>", b"")
-    assert loads(answer) == Adapter(MemoryStore()).run("loadNestedEvent", loads(body))

@@ -32,7 +32,7 @@ from message_adapter.bundle import (
 from message_adapter.cli.app import cli
 
 PYTHON = sys.executable
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
 KEPT = {"s3", "stepfunctions", "sts", "sso", "sso-oidc"}
 NESTED = {
