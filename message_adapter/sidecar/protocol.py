@@ -7,6 +7,8 @@ otherwise the error is written to stderr and the process exits 1, as the histori
 does. See protocol.md.
 """
 
+import io
+import re
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -16,6 +18,9 @@ from message_adapter.jsonio import dumps
 END_OF_COMMAND = b"<EOC>"
 EXIT = b"<EXIT>"
 ERROR = b"<ERROR>"
+_SPACE = b" \t\n\r\x0b\x0c"
+_END_LINE = re.compile(rb"[ \t\n\r\x0b\x0c]*<EOC>[ \t\n\r\x0b\x0c]*\Z")
+_STARTS_END_LINE = frozenset(_SPACE + b"<")
 
 Runner = Callable[[str, bytes], Any]
 Describe = Callable[[BaseException], dict]
@@ -32,19 +37,49 @@ def read_frame(stdin: BinaryIO) -> tuple[str, bytes] | None:
             break
     if command == EXIT:
         return None
-    parts: list[bytes] = []
-    while True:
+    try:
+        return command.decode("utf-8", errors="replace"), _read_body(stdin)
+    except _EndOfInput:
+        raise ProtocolError(
+            f"input ended inside a {command.decode(errors='replace')!r} frame: "
+            "every request must end with a line '<EOC>'"
+        ) from None
+
+
+def _read_body(stdin: BinaryIO) -> bytes:
+    first = stdin.readline()
+    if _is_end(first):
+        return b""
+    line = stdin.readline()
+    if _is_end(line):
+        return first
+    # Several lines: gather them in one growing buffer, whose bytes getvalue() hands over
+    # without a copy (a list of a million short lines would cost several times the body).
+    buffer = io.BytesIO()
+    buffer.write(first)
+    first = None
+    while not _is_end(line):
+        buffer.write(line)
         line = stdin.readline()
-        if not line:
-            raise ProtocolError(
-                f"input ended inside a {command.decode(errors='replace')!r} frame: "
-                "every request must end with a line '<EOC>'"
-            )
-        if len(line) < 16 and line.strip() == END_OF_COMMAND:
-            break
-        parts.append(line)
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    return command.decode("utf-8", errors="replace"), body
+    return buffer.getvalue()
+
+
+def _is_end(line: bytes) -> bool:
+    """Whether ``line`` is ``<EOC>`` with any whitespace around it; raises at end of input.
+
+    A short line is simply stripped; a long one is looked at only when it starts with
+    whitespace or ``<``, which a one-line JSON request never does, so the hot path pays
+    one length check and one byte test per line.
+    """
+    if not line:
+        raise _EndOfInput
+    if len(line) < 16:
+        return line.strip() == END_OF_COMMAND
+    return line[0] in _STARTS_END_LINE and _END_LINE.match(line) is not None
+
+
+class _EndOfInput(Exception):
+    """Input ended inside a frame."""
 
 
 def serve(

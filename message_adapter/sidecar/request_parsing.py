@@ -6,18 +6,22 @@ through the adapter untouched. Here the request is parsed with every top-level v
 keys its rules read, and the untouched parts are written back out byte for byte. This
 takes parsing, encoding and freeing of the bulk of a message off the sidecar's hands.
 Small requests (below ``LAZY_FROM`` bytes, where decoding piecemeal costs more than it
-saves), requests msgspec cannot read this way (escaped lone surrogates), and requests
-written over several lines (raw text would carry their line breaks into a one-line
-answer) are parsed whole.
+saves) and requests msgspec cannot read this way (escaped lone surrogates) are parsed
+whole. Raw text is still checked: msgspec checks its JSON syntax, and a request that is
+not all ASCII is checked to be UTF-8 in one pass, so what is accepted does not depend on
+size. A request written over several lines has the line breaks in its raw parts turned
+into spaces (outside strings they are mere whitespace), so the answer stays on one line.
 """
 
+import codecs
+import re
 from functools import lru_cache
 from typing import Any
 
 import msgspec
 
 from message_adapter.errors import ProtocolError
-from message_adapter.jsonio import loads
+from message_adapter.jsonio import loads, utf8_problem
 from message_adapter.rules import message_flow
 
 Raw = msgspec.Raw
@@ -31,25 +35,55 @@ class _Request(msgspec.Struct):
     message_config: Any = None
 
 
+class _Parts(msgspec.Struct):
+    """Every part of a request as raw text: to find which one holds a bad byte."""
+
+    event: dict[str, Raw] = {}
+    context: Raw = Raw(b"null")
+    schemas: Raw = Raw(b"null")
+    handler_response: Raw = Raw(b"null")
+    message_config: Raw = Raw(b"null")
+
+
 _decode_request = msgspec.json.Decoder(_Request).decode
+_decode_parts = msgspec.json.Decoder(_Parts).decode
 
 LAZY_FROM = 32 * 1024
+MAX_NESTING = 990
+"""About how deep objects and lists may nest in a request: msgspec's limit is Python's
+recursion limit (1000) less the frames below the parser (measured on CPython 3.11)."""
+_UTF8_CHUNK = 1 << 20
+_LINE_BREAK = re.compile(rb"[\r\n]")
+_LINE_BREAKS_TO_SPACES = bytes.maketrans(b"\r\n", b"  ")
 
 
 def parse_request(command: str, body: bytes) -> Any:
     """The request as a dict, with the parts ``command`` reads decoded and the rest raw.
 
-    What each command reads is declared beside its rule in ``message_flow``.
+    What each command reads is declared beside its rule in ``message_flow``. Raises
+    ``ProtocolError`` for a request that is not UTF-8 JSON or nests too deeply to parse.
     """
+    try:
+        return _parse(command, body)
+    except RecursionError:
+        raise ProtocolError(
+            f"{command}: the request nests objects and lists more deeply than the JSON "
+            f"parser allows (about {MAX_NESTING} levels); flatten the structure"
+        ) from None
+
+
+def _parse(command: str, body: bytes) -> Any:
     if len(body) < LAZY_FROM:
         return _parse_whole(command, body)
-    first_newline = body.find(b"\n")
-    if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
-        return _parse_whole(command, body)
+    if not body.isascii() and not _is_utf8(body):
+        raise _not_utf8(command, body)
     try:
         parsed = _decode_request(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _parse_whole(command, body)
+    first_newline = body.find(b"\n")
+    if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
+        _flatten(parsed)
     event = parsed.event
     request: dict[str, Any] = {
         "event": event,
@@ -94,9 +128,65 @@ def _template_reads(task_config_json: bytes) -> Any:
     return None if reads is None else frozenset(reads)
 
 
+def _flatten(parsed: _Request) -> None:
+    """Line breaks in raw parts become spaces: msgspec has checked that none is inside a
+    string, so only whitespace between tokens changes."""
+    event = parsed.event
+    for key, value in event.items():
+        if type(value) is Raw and _LINE_BREAK.search(value):
+            event[key] = Raw(bytes(value).translate(_LINE_BREAKS_TO_SPACES))
+    response = parsed.handler_response
+    if _LINE_BREAK.search(response):
+        parsed.handler_response = Raw(bytes(response).translate(_LINE_BREAKS_TO_SPACES))
+
+
+def _is_utf8(body: bytes) -> bool:
+    """Whether ``body`` is UTF-8, checked piecewise so no big ``str`` is ever made."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), _UTF8_CHUNK):
+            decoder.decode(view[start : start + _UTF8_CHUNK])
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _not_utf8(command: str, body: bytes) -> ProtocolError:
+    """The error for a request that is not UTF-8, naming the offset and the part."""
+    try:
+        bytes(body).decode("utf-8")
+        reason = "it is not valid UTF-8"
+    except UnicodeDecodeError as error:
+        reason = utf8_problem(error)
+    where = ""
+    try:
+        parts = _decode_parts(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        parts = None
+    if parts is not None:
+        named = [(f"event.{key}", value) for key, value in parts.event.items()] + [
+            (name, getattr(parts, name))
+            for name in ("context", "schemas", "handler_response", "message_config")
+        ]
+        for name, raw in named:
+            try:
+                codecs.decode(raw, "utf-8")
+            except UnicodeDecodeError:
+                where = f" in {name}"
+                break
+    return ProtocolError(
+        f"{command}: the request{where} is not valid JSON text: {reason}; the protocol is "
+        "UTF-8, so encode the request as UTF-8 (and binary data as base64 text)"
+    )
+
+
 def _parse_whole(command: str, body: bytes) -> Any:
     """Everything decoded; the command checks the request's shape as for any caller."""
     try:
         return loads(body)
     except ValueError as error:
+        if not body.isascii() and not _is_utf8(body):
+            raise _not_utf8(command, body) from None
         raise ProtocolError(f"{command}: the request is not valid JSON ({error})") from None

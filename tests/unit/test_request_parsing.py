@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import ValidationError
 
+from message_adapter.errors import ProtocolError
 from message_adapter.jsonio import dumps, loads
 from message_adapter.sidecar import request_parsing
 from message_adapter.sidecar.commands import Adapter
@@ -134,15 +135,23 @@ def test_untouched_parts_are_passed_through_as_written() -> None:
 
 
 def test_request_over_several_lines_still_answers_on_one_line() -> None:
-    body = b'{"event": {"payload": {\n"a": [1,\n2]}}}\n'
-    answer = dumps(Adapter(MemoryStore()).run_json("loadAndUpdateRemoteEvent", body))
-    assert answer == b'{"payload":{"a":[1,2]}}'
+    body = b'{"event": {"payload": {\n"a": [1,\n2]}},\n "handler_response": [\n3]}\n'
+    for command in ("loadAndUpdateRemoteEvent", "createNextEvent"):
+        answer = dumps(Adapter(MemoryStore()).run_json(command, body))
+        assert b"\n" not in answer
+        assert json.loads(answer) == Adapter(MemoryStore()).run(command, json.loads(body))
 
 
 def test_carriage_returns_never_reach_the_answer() -> None:
-    body = b'{"event": {"payload": {"a":\r1}}}'
+    body = b'{"event": {"payload": {"a":\r\n1}}}\r\n'
     answer = dumps(Adapter(MemoryStore()).run_json("loadAndUpdateRemoteEvent", body))
-    assert answer == b'{"payload":{"a":1}}'
+    assert answer == b'{"payload":{"a":  1}}'
+
+
+def test_a_line_break_inside_a_string_is_refused_as_in_a_whole_parse() -> None:
+    body = b'{"event": {"payload": "two\nlines"}}'
+    with pytest.raises(ProtocolError, match="not valid JSON"):
+        Adapter(MemoryStore()).run_json("loadAndUpdateRemoteEvent", body)
 
 
 def test_raw_parts_are_decoded_for_schema_checks(
