@@ -86,11 +86,29 @@ def utf8_problem(error: UnicodeDecodeError) -> str:
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize compactly as strict JSON in UTF-8 (lone surrogates escaped as ``\\udXXX``)."""
+    """Serialize compactly as strict JSON in UTF-8 (lone surrogates escaped as ``\\udXXX``).
+
+    A value nested more deeply than the writer can follow raises ``MessageError``.
+    """
     try:
         return _encode(value)
     except UnicodeEncodeError:
+        pass
+    except RecursionError:
+        raise _too_deep() from None
+    try:
         return _dumps_escaping(value)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> Exception:
+    from message_adapter.errors import MessageError
+
+    return MessageError(
+        "the result nests objects and lists too deeply to be written as JSON; flatten it "
+        "(outputs destinations and the values put there add up their depths)"
+    )
 
 
 def _dumps_escaping(value: Any) -> bytes:

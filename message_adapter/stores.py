@@ -249,7 +249,11 @@ def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStor
 
 
 class LocalDirStore:
-    """A folder standing in for S3: ``DIR/<bucket>/<key>``, never reaching outside DIR."""
+    """A folder standing in for S3: ``DIR/<bucket>/<key>``, never reaching outside DIR.
+
+    Every failure is a ``RemoteStoreError`` naming the bucket and key (cut to a readable
+    length) and the reason, as S3's would be.
+    """
 
     def __init__(self, root: str | os.PathLike) -> None:
         from pathlib import Path
@@ -268,12 +272,21 @@ class LocalDirStore:
                 or (label == "bucket" and len(parts) != 1)
             ):
                 raise RemoteStoreError(
-                    f"{label} {name!r} is not allowed in a local store: use plain names "
+                    f"{label} {_short(name)} is not allowed in a local store: use plain names "
                     "without '..', empty parts or a leading '/'"
                 )
+            try:
+                os.fsencode(name)
+            except UnicodeEncodeError:
+                raise RemoteStoreError(
+                    f"{label} {_short(name)} cannot be a file name here: it holds characters "
+                    "the file system cannot encode (such as a lone surrogate)"
+                ) from None
         path = (self.root / bucket / key).resolve()
         if not path.is_relative_to(self.root / bucket):
-            raise RemoteStoreError(f"{bucket}/{key} would leave the store folder {self.root}")
+            raise RemoteStoreError(
+                f"{_short(bucket + '/' + key)} would leave the store folder {self.root}"
+            )
         return path
 
     def get_json(self, bucket: str, key: str) -> Any:
@@ -282,21 +295,54 @@ class LocalDirStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise RemoteStoreError(
-                f"cannot read {bucket}/{key}: no such file {path} in the local store"
+                f"cannot read {_short(bucket + '/' + key)}: no such file in the local store "
+                f"{self.root}"
             ) from None
+        except OSError as error:
+            raise _local_error("read", bucket, key, error) from None
         try:
             return loads(data)
         except ValueError as error:
-            raise RemoteStoreError(f"{path} does not hold JSON ({error})") from None
+            raise RemoteStoreError(
+                f"{_short(bucket + '/' + key)} in the local store does not hold JSON ({error})"
+            ) from None
 
     def put_json(self, bucket: str, key: str, body: bytes) -> None:
         path = self.path_for(bucket, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "xb") as handle:
                 handle.write(body)
         except FileExistsError:
-            raise RemoteStoreError(f"cannot write {bucket}/{key}: {path} already exists") from None
+            raise RemoteStoreError(
+                f"cannot write {_short(bucket + '/' + key)}: it already exists in the local "
+                "store, and stored parts are never overwritten"
+            ) from None
+        except OSError as error:
+            raise _local_error("write", bucket, key, error) from None
+
+
+def _short(name: str, limit: int = 80) -> str:
+    """``name`` quoted for a message, cut to about ``limit`` characters."""
+    if len(name) <= limit:
+        return repr(name)
+    return repr(name[:limit]) + f"… ({len(name)} characters)"
+
+
+def _local_error(action: str, bucket: str, key: str, error: OSError) -> RemoteStoreError:
+    import errno
+
+    reason = error.strerror or type(error).__name__
+    hint = {
+        errno.ENAMETOOLONG: "use a shorter key (each part of a path has a length limit)",
+        errno.EISDIR: "the key names a folder; use the key of a file",
+        errno.ENOTDIR: "a part of the key names a file, not a folder",
+        errno.EACCES: "check the store folder's permissions",
+        errno.ENOSPC: "free some disk space",
+    }.get(error.errno, "check the store folder")
+    return RemoteStoreError(
+        f"cannot {action} {_short(bucket + '/' + key)} in the local store: {reason}; {hint}"
+    )
 
 
 class MemoryStore:

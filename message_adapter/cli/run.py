@@ -120,7 +120,9 @@ def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str
     type=click.Path(file_okay=False),
     help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.",
 )
-@click.option("--pretty", is_flag=True, help="Indent the printed message.")
+@click.option(
+    "--pretty", is_flag=True, help="Indent the printed message (same JSON, two-space indent)."
+)
 def run(
     args: tuple[str, ...],
     exec_command: str | None,
@@ -137,7 +139,7 @@ def run(
     exception set (exit 0); any other error is one line on stderr and exit 1.
     """
     from message_adapter.errors import describe
-    from message_adapter.jsonio import dumps
+    from message_adapter.jsonio import dumps, dumps_pretty
     from message_adapter.sidecar.commands import Adapter
     from message_adapter.tasks.loading import TaskContext
     from message_adapter.tasks.runner import run_message
@@ -160,12 +162,13 @@ def run(
         info = describe(error)
         click.echo(f"run: {info['name']}: {info['message']}", err=True)
         sys.exit(1)
-    if pretty:
-        import json
-
-        sys.stdout.write(json.dumps(result.message, indent=2, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.buffer.write(dumps(result.message) + b"\n")
+    try:
+        output = dumps_pretty(result.message) if pretty else dumps(result.message)
+    except Exception as error:
+        info = describe(error)
+        click.echo(f"run: {info['name']}: {info['message']}", err=True)
+        sys.exit(1)
+    sys.stdout.buffer.write(output + b"\n")
     sys.stdout.flush()
 
 

@@ -124,7 +124,16 @@ def _record_task(message: dict, context: dict) -> dict:
     if not isinstance(meta, dict):
         return message
     tasks = meta.get("workflow_tasks")
-    tasks = dict(tasks) if isinstance(tasks, dict) else {}
+    if tasks is None:
+        tasks = {}
+    elif isinstance(tasks, dict):
+        tasks = dict(tasks)
+    else:
+        raise MessageError(
+            "meta.workflow_tasks must be an object keyed by step number "
+            f'({{"0": {{"name", "version", "arn"}}, …}}), got {type(tasks).__name__}; '
+            "remove it or fix the step that wrote it"
+        )
     tasks[str(len(tasks))] = {
         "name": context.get("function_name", context.get("functionName")),
         "version": context.get("function_version", context.get("functionVersion")),
@@ -226,8 +235,14 @@ def create_next_event(
         raise MessageError("message_config must be an object (the task's cumulus_message)")
     message = dict(event)
     if message_config and "outputs" in message_config:
+        outputs = message_config["outputs"] or []
+        if not isinstance(outputs, list):
+            raise MessageError(
+                'message_config.outputs must be a list of {"source", "destination"} '
+                f"objects, got {type(outputs).__name__}"
+            )
         message["payload"] = {}
-        for position, output in enumerate(message_config["outputs"] or []):
+        for position, output in enumerate(outputs):
             message = _assign_output(message, handler_response, output, position)
     else:
         message["payload"] = handler_response
@@ -249,7 +264,7 @@ def _assign_output(message: dict, response: Any, output: Any, position: int) -> 
         raise MessageError(f"{where} must be an object with string 'source' and 'destination'")
     value = resolve_string(output["source"], response, f"{where}.source")
     destination = output["destination"]
-    path = compile_path(destination.lstrip("{").rstrip("}"))
+    path = _compile(destination.lstrip("{").rstrip("}"), f"{where}.destination")
     if path.is_simple:
         return set_creating(message, path.steps, value, path_text=destination)
     matches = path.find(message)
@@ -324,7 +339,16 @@ def _empty_like(value: Any) -> Any:
 
 
 def historic_json_size(value: Any) -> int:
-    """Bytes of Python's default ``json.dumps(value)``: the historic adapter's size rule."""
+    """Bytes of Python's default ``json.dumps(value)``: the historic adapter's size rule.
+
+    A number beyond a float's range (a ``Decimal``) counts as its text in quotes.
+    """
     import json
 
-    return len(json.dumps(value))
+    try:
+        return len(json.dumps(value, default=str))
+    except RecursionError:
+        raise MessageError(
+            "ReplaceConfig.Path: the part to offload nests too deeply to measure; set "
+            "MaxSize to 0 to offload it unmeasured, or flatten it"
+        ) from None

@@ -24,6 +24,10 @@ _SIMPLE = re.compile(rf"^(?:\$|{_NAME})(?:\.{_NAME}|\.\*|\[\d+\]|\[\*\])*$")
 _STEP = re.compile(rf"\.({_NAME})|\.(\*)|\[(\d+)\]|\[(\*)\]|^({_NAME})")
 _RESERVED = frozenset({"where", "wherenot"})
 
+MAX_PATH_STEPS = 256
+"""The most steps (``.name``, ``[0]``, ``[*]``, …) a JSONPath may have: jsonpath-ng
+evaluates a path by recursion, a few stack frames per step."""
+
 _WILDCARD = object()
 _SLICE_ALL = object()
 
@@ -105,6 +109,11 @@ class CompiledPath:
 @lru_cache(maxsize=4096)
 def compile_path(text: str) -> CompiledPath:
     """Parse ``text`` once (cached); raises ``PathSyntaxError`` when it is not a JSONPath."""
+    if text.count(".") + text.count("[") > MAX_PATH_STEPS:
+        raise PathSyntaxError(
+            f"{shortened(text)} has more than {MAX_PATH_STEPS} steps, the most a JSONPath "
+            "may have; point at the value with a shorter path (.. finds it at any depth)"
+        )
     if _SIMPLE.match(text):
         steps = _simple_steps(text)
         if steps is not None:
@@ -160,12 +169,22 @@ def _parse_with_jsonpath_ng(text: str) -> Any:
     try:
         return parse(text)
     except Exception as error:  # jsonpath-ng raises several unrelated types
-        raise PathSyntaxError(f"{text!r} is not a valid JSONPath ({error})") from None
+        raise PathSyntaxError(f"{shortened(text)} is not a valid JSONPath ({error})") from None
+
+
+def shortened(text: str, limit: int = 80) -> str:
+    """``text`` quoted, cut to about ``limit`` characters for an error message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} chars)"
 
 
 def _find_with_jsonpath_ng(parsed: Any, document: Any) -> list[Match]:
     try:
         found = parsed.find(document)
+    except RecursionError:
+        raise MessageError(
+            f"JSONPath {parsed} cannot be evaluated here: the message nests too deeply for "
+            "it to search; use a path without .. or flatten the message"
+        ) from None
     except Exception as error:
         raise MessageError(f"JSONPath {parsed} cannot be evaluated here ({error})") from None
     return [(datum.value, _location_of(datum, document)) for datum in found]

@@ -18,7 +18,7 @@ from typing import Any
 
 from message_adapter.errors import TemplateError
 from message_adapter.jsonio import dumps_text
-from message_adapter.rules.paths import CompiledPath, PathSyntaxError, compile_path
+from message_adapter.rules.paths import CompiledPath, PathSyntaxError, compile_path, shortened
 
 _ARRAY = re.compile(r"^\{\[(.*)\]\}$", re.DOTALL)
 _DOUBLE = re.compile(r"^\{\{([^{}]*)\}\}$")
@@ -143,7 +143,7 @@ def resolve_string(text: str, document: Any, where: str = "template") -> Any:
         plan = _plan(text)
     except PathSyntaxError as error:
         raise TemplateError(
-            f"{where}: template {text!r} does not hold a valid JSONPath ({error}); "
+            f"{where}: template {shortened(text)} does not hold a valid JSONPath ({error}); "
             "write it like {$.meta.key}, or remove the braces if it is not a template"
         ) from None
     return plan.render(document)
@@ -152,13 +152,42 @@ def resolve_string(text: str, document: Any, where: str = "template") -> Any:
 def resolve(value: Any, document: Any, where: str = "template") -> Any:
     """Resolve every string inside ``value`` (through objects and lists) as a template.
 
-    Non-string leaves are returned as they are; ``value`` itself is never modified.
+    Non-string leaves are returned as they are; ``value`` itself is never modified. The
+    walk keeps its own stack rather than recursing, so a config may nest as deeply as the
+    JSON parser allows, like any other part of a message.
     """
     kind = type(value)
     if kind is str:
         return resolve_string(value, document, where)
-    if kind is dict:
-        return {key: resolve(item, document, f"{where}.{key}") for key, item in value.items()}
-    if kind is list:
-        return [resolve(item, document, f"{where}[{index}]") for index, item in enumerate(value)]
-    return value
+    if kind is not dict and kind is not list:
+        return value
+    result: Any = {} if kind is dict else []
+    pending = [(value, result, where)]
+    while pending:
+        source, target, inside = pending.pop()
+        if type(source) is dict:
+            items: Any = source.items()
+            add = target.__setitem__
+        else:
+            items = enumerate(source)
+            add = _appender(target)
+        for key, item in items:
+            kind = type(item)
+            if kind is str:
+                add(key, resolve_string(item, document, _inside(inside, source, key)))
+            elif kind is dict or kind is list:
+                child: Any = {} if kind is dict else []
+                add(key, child)
+                pending.append((item, child, _inside(inside, source, key)))
+            else:
+                add(key, item)
+    return result
+
+
+def _appender(target: list) -> Any:
+    append = target.append
+    return lambda index, item: append(item)
+
+
+def _inside(where: str, container: Any, key: Any) -> str:
+    return f"{where}.{key}" if type(container) is dict else f"{where}[{key}]"

@@ -13,7 +13,7 @@ from message_adapter.errors import MessageError, ProtocolError
 from message_adapter.rules import message_flow
 from message_adapter.schemas import schema_file
 from message_adapter.schemas import validate as check
-from message_adapter.sidecar.request_parsing import decode_raw, parse_request
+from message_adapter.sidecar.request_parsing import MAX_NESTING, decode_raw, parse_request
 from message_adapter.stores import RemoteStore, shared_s3_store
 
 COMMANDS = ("loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent")
@@ -74,7 +74,14 @@ class Adapter:
                 f"{command} expects a JSON object with an 'event' object "
                 '(e.g. {"event": {...}, "context": {...}})'
             )
-        return handler(self, request)
+        try:
+            return handler(self, request)
+        except RecursionError:
+            raise MessageError(
+                f"{command}: the message nests objects and lists too deeply to process; "
+                "flatten the deepest part (the JSON parser itself allows about "
+                f"{MAX_NESTING} levels)"
+            ) from None
 
     def _handler(self, command: str) -> Callable[["Adapter", dict], Any]:
         handler = _HANDLERS.get(command)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from message_adapter.aws import FATAL_POLL, backoff_delay, error_code, is_transient
+from message_adapter.errors import MessageError
 from message_adapter.jsonio import loads
 from message_adapter.tasks.runner import Answer, RunResult, answer_for, answer_for_error, failure
 
@@ -206,7 +207,7 @@ class ActivityWorker:
             )
         else:
             try:
-                message = loads(raw_input if raw_input is not None else "null")
+                message = _decode_input(raw_input)
                 result = self.handle(message)
                 answer = answer_for(result)
                 if result.workflow_error and answer.succeeded:
@@ -364,3 +365,14 @@ def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:
         ),
     )
     return poller, answerer
+
+
+def _decode_input(raw_input: Any) -> Any:
+    """The task's input (the Cumulus message); input that is not JSON is a MessageError."""
+    try:
+        return loads(raw_input if raw_input is not None else "null")
+    except ValueError as error:
+        raise MessageError(
+            f"the activity task's input is not JSON ({error}); the state machine must pass "
+            "the Cumulus message as the activity's input"
+        ) from None

@@ -181,8 +181,9 @@ def test_input_that_is_not_json_is_answered_with_a_failure() -> None:
     worker, thread, _ = start(sfn, lambda event, context: 1)
     with sfn.cond:
         sfn.queue.append(("t1", "{not json"))
-    [(kind, token, (error, _))] = sfn.wait_answers(1)
-    assert (kind, token, error) == ("failure", "t1", "ValueError")
+    [(kind, token, (error, cause))] = sfn.wait_answers(1)
+    assert (kind, token, error) == ("failure", "t1", "MessageError")
+    assert "the activity task's input is not JSON" in cause
     stop(worker, thread)
 
 
