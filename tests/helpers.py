@@ -349,3 +349,90 @@ def _ephemeral_low() -> int:
             return int(limits.read().split()[0])
     except (OSError, ValueError, IndexError):
         return _FALLBACK_EPHEMERAL_LOW
+
+
+# ---- a long-running sidecar ------------------------------------------------------------
+
+
+DOCUMENTED_NAMES = frozenset(
+    {"ProtocolError", "MessageError", "TemplateError", "ValidationError", "RemoteStoreError"}
+)
+"""The error names protocol.md's table promises a sidecar client."""
+
+
+def strict_json(data: bytes) -> Any:
+    """Parse ``data`` as RFC 8259 JSON in UTF-8: NaN and Infinity are refused, as Step
+    Functions and strict parsers refuse them."""
+    import json
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} is not JSON: {data[:200]!r}")
+
+    return json.loads(data.decode("utf-8"), parse_constant=refuse)
+
+
+def unreachable_s3_env(**extra: str) -> dict[str, str]:
+    """This environment with S3 at a port nobody listens on, tried once: a message that
+    needs S3 fails at once with a RemoteStoreError instead of reaching out."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=DEAD_ENDPOINT,
+        AWS_MAX_ATTEMPTS="1",
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_REGION="us-east-1",
+        **extra,
+    )
+    return env
+
+
+class StreamSidecar:
+    """``stream --structured-errors`` kept running, answering one frame at a time."""
+
+    def __init__(self, cwd: Path = REPO, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "message_adapter", "stream", "--structured-errors"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env if env is not None else dict(os.environ),
+        )
+
+    def send(self, data: bytes) -> None:
+        """Write raw protocol bytes (a frame, or anything else)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def receive(self) -> tuple[str, Any]:
+        """``("answer", json)`` or ``("error", {"name", "message", "command"})``, read as
+        strict JSON; fails if the frame is not well formed."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        kind = "answer"
+        if line == b"<ERROR>\n":
+            kind, line = "error", self.process.stdout.readline()
+        assert line.endswith(b"\n"), f"no answer (exit {self.process.poll()}): {line[:200]!r}"
+        closing = self.process.stdout.readline()
+        assert closing == b"<EOC>\n", f"answer not followed by <EOC>: {closing[:200]!r}"
+        return kind, strict_json(line[:-1])
+
+    def request(self, command: str, body: bytes) -> tuple[str, Any]:
+        """Send one frame and read its answer."""
+        self.send(command.encode() + b"\n" + body + b"\n<EOC>\n")
+        return self.receive()
+
+    def close(self) -> int:
+        """Send ``<EXIT>`` and return the exit status."""
+        try:
+            self.send(b"<EXIT>\n")
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = self.process.wait(timeout=30)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        return code

@@ -429,3 +429,45 @@ def test_library_methods_never_mutate_their_arguments() -> None:
     legacy.create_next_event({"r": 1}, loaded, nested["messageConfig"])
     assert event == original
     assert loaded == loaded_copy
+
+
+def test_workflow_tasks_that_is_not_an_object_is_an_error() -> None:
+    with pytest.raises(MessageError, match="meta.workflow_tasks must be an object .* got list"):
+        Adapter(MemoryStore()).load_and_update_remote_event(
+            event={"meta": {"workflow_tasks": [{"name": "a"}]}}, context={"functionName": "f"}
+        )
+
+
+def test_null_workflow_tasks_starts_afresh() -> None:
+    loaded = Adapter(MemoryStore()).load_and_update_remote_event(
+        event={"meta": {"workflow_tasks": None}}, context={"functionName": "f"}
+    )
+    assert loaded["meta"]["workflow_tasks"] == {"0": {"name": "f", "version": None, "arn": None}}
+
+
+def test_outputs_that_are_not_a_list_are_an_error() -> None:
+    with pytest.raises(MessageError, match="message_config.outputs must be a list"):
+        Adapter(MemoryStore()).create_next_event(
+            event={}, handler_response=1, message_config={"outputs": 5}
+        )
+
+
+def test_a_bad_output_destination_names_the_output() -> None:
+    outputs = [{"source": "{$}", "destination": "{$.a}"}, {"source": "{$}", "destination": "{$[}"}]
+    with pytest.raises(MessageError, match=r"message_config.outputs\[1\].destination: "):
+        Adapter(MemoryStore()).create_next_event(
+            event={}, handler_response=1, message_config={"outputs": outputs}
+        )
+
+
+def test_task_config_resolves_at_any_depth_the_parser_allows() -> None:
+    deep: Any = "{$.meta.name}"
+    for _ in range(950):
+        deep = [deep]
+    nested = Adapter(MemoryStore()).load_nested_event(
+        event={"meta": {"name": "n"}, "task_config": {"a": deep}}
+    )
+    value = nested["config"]["a"]
+    for _ in range(950):
+        value = value[0]
+    assert value == "n"

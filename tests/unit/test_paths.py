@@ -136,3 +136,9 @@ def test_set_creating_makes_missing_objects() -> None:
 def test_set_creating_refuses_to_walk_through_a_scalar() -> None:
     with pytest.raises(MessageError, match="not an object"):
         set_creating({"meta": 5}, ["meta", "x"], 1, path_text="{$.meta.x}")
+
+
+def test_a_path_of_more_than_256_steps_is_refused_briefly() -> None:
+    with pytest.raises(PathSyntaxError, match="more than 256 steps") as raised:
+        compile_path("$" + "[0]" * 3000)
+    assert len(str(raised.value)) < 300

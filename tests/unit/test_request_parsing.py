@@ -1,6 +1,7 @@
 """Partial parsing of requests must give exactly the answers a full parse gives."""
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,56 +15,13 @@ from message_adapter.jsonio import dumps, loads
 from message_adapter.sidecar import request_parsing
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.stores import MemoryStore
-
-LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "", "é"]))
-VALUES = st.recursive(
-    LEAVES,
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(["id", "name", "x"]), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-TEMPLATES = st.sampled_from(
-    [
-        "{$.meta.name}",
-        "{{$.meta}}",
-        "{[$.payload[*]]}",
-        "pre-{$.meta.name}-{$.payload.id}",
-        "{$}",
-        "{$..id}",
-        "{meta.x}",
-        "{$.cumulus_meta.execution_name}",
-        "plain",
-        r"\d{1,3}",
-        "{$.other}",
-    ]
-)
-TASK_CONFIGS = st.dictionaries(
-    st.sampled_from(["a", "b", "c"]), st.one_of(TEMPLATES, VALUES), max_size=3
-) | st.builds(
-    lambda config, source: {**config, "cumulus_message": {"input": source}},
-    st.dictionaries(st.sampled_from(["a", "b"]), TEMPLATES, max_size=2),
-    TEMPLATES,
-)
-MESSAGES = st.fixed_dictionaries(
-    {
-        "cumulus_meta": st.just(
-            {"state_machine": "sm", "execution_name": "ex", "system_bucket": "bucket"}
-        )
-    },
-    optional={
-        "meta": st.dictionaries(
-            st.sampled_from(["name", "x", "workflow_tasks"]), VALUES, max_size=3
-        ),
-        "payload": VALUES,
-        "other": VALUES,
-        "task_config": TASK_CONFIGS,
-        "exception": st.sampled_from([None, "None", "Err", {}]),
-        "ReplaceConfig": st.sampled_from(
-            [{"Path": "$.payload"}, {"FullMessage": True}, {"Path": "$.payload", "MaxSize": 10**6}]
-        ),
-    },
+from tests.strategies import (
+    AWKWARD_MESSAGES,
+    LAYOUTS,
+    MESSAGE_CONFIGS,
+    MESSAGES,
+    VALUES,
+    render,
 )
 
 
@@ -73,16 +31,10 @@ def parse_every_request_partially(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(request_parsing, "LAZY_FROM", 0)
 
 
-MESSAGE_CONFIGS = st.one_of(
-    st.none(),
-    st.just({"input": "{$}"}),
-    st.just({"outputs": [{"source": "{$}", "destination": "{$.meta.out}"}]}),
-)
-
-
 def normalized(answer: Any) -> Any:
-    """Offload keys are random: compare everything else."""
-    text = json.loads(dumps(answer))
+    """Offload keys are random: compare everything else (numbers by value: raw parts keep
+    ``1.50`` and ``1e400`` as written)."""
+    text = json.loads(dumps(answer), parse_float=Decimal)
     if isinstance(text, dict) and isinstance(text.get("replace"), dict):
         text["replace"]["Key"] = "events/<uuid>"
     return text
@@ -126,6 +78,49 @@ def test_create_next_event_is_unchanged_by_partial_parsing(
     request = {"event": message, "handler_response": response, "message_config": message_config}
     full, partial = both("createNextEvent", request)
     assert partial == full
+
+
+def outcome(command: str, body: bytes, lazy_from: int) -> Any:
+    """The normalized answer, or the error's name and message, with ``LAZY_FROM`` set."""
+    saved = request_parsing.LAZY_FROM
+    request_parsing.LAZY_FROM = lazy_from
+    try:
+        return normalized(Adapter(MemoryStore()).run_json(command, body))
+    except Exception as error:
+        return (type(error).__name__, str(error))
+    finally:
+        request_parsing.LAZY_FROM = saved
+
+
+CORRUPTIONS = st.sampled_from([None, b"\xff", b"\xc3", b"\xed\xa0\x80", b"\n", b"}"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent"]),
+    AWKWARD_MESSAGES,
+    AWKWARD_MESSAGES.map(lambda message: message.get("payload")),
+    LAYOUTS,
+    st.sampled_from([0, request_parsing.LAZY_FROM + 1]),
+    CORRUPTIONS,
+    st.integers(0, 10**6),
+)
+def test_lazy_and_whole_parsing_agree_on_any_request_above_and_below_32_kib(
+    command: str,
+    message: dict,
+    response: Any,
+    layout: str,
+    pad: int,
+    corruption: bytes | None,
+    where: int,
+) -> None:
+    """Lazy parsing (for requests from LAZY_FROM bytes up) and whole parsing give the same
+    answer or the same error for any layout, size, awkward value or stray byte."""
+    body = render({"event": message, "handler_response": response}, layout, pad)
+    if corruption is not None:
+        inside = body.rfind(b'"', 0, where % len(body))  # just inside a string, mostly
+        body = body[: inside + 1] + corruption + body[inside + 1 :]
+    assert outcome(command, body, 0) == outcome(command, body, 1 << 40)
 
 
 def test_untouched_parts_are_passed_through_as_written() -> None:

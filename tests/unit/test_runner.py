@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from message_adapter.errors import MessageError, TaskError
+from message_adapter.errors import MessageError, RemoteStoreError, TaskError
 from message_adapter.jsonio import dumps
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.stores import LocalDirStore, MemoryStore
@@ -154,3 +154,21 @@ def test_failure_is_trimmed_to_step_functions_limits() -> None:
 def test_error_answer_names_the_error_and_its_message_on_one_line() -> None:
     answer = answer_for_error(TaskError("BadGranule", "line one\nline two"))
     assert (answer.error, answer.cause) == ("BadGranule", "line one line two")
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("k" * 300, "File name too long"),
+        ("folder", "names a folder"),
+        ("x\ud800", "cannot be a file name"),
+    ],
+)
+def test_local_store_failures_are_short_remote_store_errors(
+    tmp_path: Path, key: str, words: str
+) -> None:
+    (tmp_path / "bucket" / "folder").mkdir(parents=True)
+    store = LocalDirStore(tmp_path)
+    with pytest.raises(RemoteStoreError, match=words) as raised:
+        store.get_json("bucket", key)
+    assert len(str(raised.value)) < 300

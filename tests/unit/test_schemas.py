@@ -106,3 +106,53 @@ def test_each_schema_file_is_compiled_once(task_root: Path) -> None:
 def test_schemas_must_be_an_object() -> None:
     with pytest.raises(MessageError, match="schemas must be an object"):
         Adapter(NoStore()).load_nested_event(event={}, schemas="schemas/")
+
+
+def test_a_ref_to_another_file_resolves_relative_to_the_schema_file(task_root: Path) -> None:
+    (task_root / "schemas" / "defs").mkdir()
+    write(task_root / "schemas" / "input.json", {"$ref": "defs/granules.json"})
+    write(task_root / "schemas" / "defs" / "granules.json", {"$ref": "../common.json"})
+    write(task_root / "schemas" / "common.json", REQUIRES_GRANULES)
+    with pytest.raises(ValidationError, match="'granules' is a required property"):
+        Adapter(NoStore()).load_nested_event(event={"payload": {}})
+
+
+def test_an_unresolvable_ref_names_the_schema_file_and_the_ref(task_root: Path) -> None:
+    write(task_root / "schemas" / "input.json", {"$ref": "nowhere.json#/defs/a"})
+    with pytest.raises(MessageError, match=r"input schema .*input\.json: \$ref 'nowhere"):
+        Adapter(NoStore()).load_nested_event(event={"payload": 1})
+
+
+def test_a_schema_file_that_is_not_an_object_is_reported(task_root: Path) -> None:
+    (task_root / "schemas" / "input.json").write_text("5")
+    with pytest.raises(MessageError, match="must hold a JSON Schema .an object, or true/false"):
+        Adapter(NoStore()).load_nested_event(event={"payload": 1})
+
+
+def test_a_missing_schema_file_is_warned_once_per_path(
+    task_root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from message_adapter import schemas
+
+    monkeypatch.setattr(schemas, "_warned", set())
+    for _ in range(3):
+        schemas._located.clear()  # as if many other lookups had pushed it out
+        Adapter(NoStore()).load_nested_event(event={"payload": 1}, schemas={"input": "a.json"})
+    assert capsys.readouterr().err.count("a.json") == 1
+
+
+def test_schema_lookups_are_bounded(
+    task_root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from message_adapter import schemas
+
+    monkeypatch.setattr(schemas, "_warned", set())
+    monkeypatch.setattr(schemas, "_located", {})
+    for index in range(schemas.LOOKUPS_KEPT + 50):
+        Adapter(NoStore()).load_nested_event(
+            event={"payload": 1}, schemas={"input": f"missing-{index}.json"}
+        )
+    assert len(schemas._located) == schemas.LOOKUPS_KEPT
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == schemas.LOOKUPS_KEPT + 1
+    assert "no more are reported" in warnings[-1]
