@@ -172,3 +172,16 @@ def test_local_store_failures_are_short_remote_store_errors(
     with pytest.raises(RemoteStoreError, match=words) as raised:
         store.get_json("bucket", key)
     assert len(str(raised.value)) < 300
+
+
+def test_the_activity_answer_is_strict_json_whatever_the_message_holds() -> None:
+    import json
+
+    from message_adapter.tasks.runner import RunResult, answer_for
+
+    answer = answer_for(RunResult({"a": [float("nan"), float("inf")], "s": "\ud800"}))
+    assert answer.output is not None
+    assert json.loads(answer.output, parse_constant=lambda constant: 1 / 0) == {
+        "a": [None, None],
+        "s": "\ud800",
+    }
