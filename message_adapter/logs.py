@@ -202,15 +202,17 @@ class Logger:
         level: str,
         message: str,
         fields: Mapping[str, Any] | None = None,
-        error: BaseException | None = None,
+        *,
+        exc: BaseException | None = None,
         **extra: Any,
     ) -> None:
-        """Write one line at ``level`` (trace, debug, info, warn, error, fatal)."""
+        """Write one line at ``level`` (trace, debug, info, warn, error, fatal); ``exc``
+        adds ``error: {name, message, stack}`` as ``@cumulus/logger`` does for an Error."""
         level = level_name(level) or "info"
         if not self.enabled(level):
             return
-        if error is not None:
-            extra["error"] = error_field(error)
+        if exc is not None:
+            extra["error"] = error_field(exc)
         merged = {**self.fields, **(fields or {})}
         text = json.dumps(record(level, message, merged, extra), default=str) + "\n"
         stream = self.stream or sys.stderr
