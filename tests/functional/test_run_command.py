@@ -91,10 +91,14 @@ def test_run_workflow_error_prints_the_message_with_exception_and_exits_0() -> N
     assert json.loads(done.stdout) == {"payload": None, "exception": "NothingToDoWorkflowError"}
 
 
-def test_run_other_error_is_one_stderr_line_and_exit_1() -> None:
+def test_run_other_error_is_one_cumulus_log_line_and_exit_1() -> None:
     line = shlex.quote(json.dumps({"name": "BadGranule", "message": "no"}))
     done = cli("--exec", "sh -c " + shlex.quote(f"echo {line} >&2; exit 2"), "-", stdin=b"{}")
-    assert (done.returncode, done.stdout, done.stderr) == (1, b"", b"run: BadGranule: no\n")
+    assert (done.returncode, done.stdout) == (1, b"")
+    (line,) = done.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["message"]) == ("error", "run: BadGranule: no")
+    assert record["error"] == {"name": "BadGranule", "message": "no"}
 
 
 def test_run_passes_the_context_file(tmp_path: Path) -> None:
