@@ -356,6 +356,17 @@ def _serve_activity(
     os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
 
 
+PROGRAM_NAMES = ("cumulus-ecs-task", "ecs-task")
+
+
+def script_args(argv: list[str]) -> list[str]:
+    """The flags, without a leading program name: Cumulus's Terraform examples give the
+    container the command ``["cumulus-ecs-task", "--activityArn", ...]``, which an image
+    whose entrypoint is this script receives as arguments."""
+    return argv[1:] if argv and argv[0] in PROGRAM_NAMES else argv
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The ``cumulus-ecs-task`` console script."""
-    ecs_task.main(args=argv, prog_name="cumulus-ecs-task")
+    """The ``cumulus-ecs-task`` console script (the container image's entrypoint)."""
+    args = script_args(sys.argv[1:] if argv is None else argv)
+    ecs_task.main(args=args, prog_name="cumulus-ecs-task")

@@ -214,7 +214,17 @@ def activity_failure(sfn: Any, execution: str) -> dict:
 def test_node_python_and_hello_world_steps_run_a_workflow(
     sfn, bucket, ecs_tasks, node_function, python_function, hello_world_function
 ) -> None:
-    node, node_task = serve(ecs_tasks, sfn, node_function, "--lastModified", "2026-01-01")
+    # As Cumulus's Terraform gives the image its command: the program name, then the flags.
+    node = new_activity(sfn)
+    node_task = ecs_tasks(
+        "cumulus-ecs-task",
+        "--activityArn",
+        node,
+        "--lambdaArn",
+        node_function,
+        "--lastModified",
+        "2026-01-01T00:00:00.000+0000",
+    )
     python, python_task = serve(ecs_tasks, sfn, python_function)
     hello, hello_task = serve(ecs_tasks, sfn, hello_world_function)
     machine = create_state_machine(

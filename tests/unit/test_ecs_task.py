@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from message_adapter.cli.ecs_task import ecs_task, read_lambda_input, settings_from
+from message_adapter.cli.ecs_task import ecs_task, read_lambda_input, script_args, settings_from
 from message_adapter.tasks.lambda_code import (
     LambdaCodeError,
     LambdaFunction,
@@ -90,6 +90,12 @@ def test_an_activity_or_a_lambda_input_is_required():
 def test_sqs_url_is_refused_with_what_to_do_instead():
     with pytest.raises(click.UsageError, match="not supported"):
         parse("--lambdaArn", FUNCTION, "--activityArn", ACTIVITY, "--sqsUrl", "https://q")
+
+
+def test_a_leading_program_name_from_a_terraform_command_is_ignored():
+    flags = ["--activityArn", ACTIVITY, "--lambdaArn", FUNCTION]
+    assert script_args(["cumulus-ecs-task", *flags]) == flags
+    assert script_args(flags) == flags
 
 
 def test_lambda_input_is_json_text_or_a_file(tmp_path: Path):
