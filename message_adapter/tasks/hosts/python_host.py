@@ -126,17 +126,23 @@ def main():
         send(answer_fd, {"ready": False, "error": describe(error)})
         sys.exit(3)
     send(answer_fd, {"ready": True, "pid": os.getpid()})
+    calls = []
     with os.fdopen(request_fd, "rb") as requests:
         for line in requests:
             if not line.strip():
                 continue
             request = json.loads(line)
             os.environ.update(request.get("env") or {})
-            threading.Thread(target=call, args=(handler, request, answer_fd), daemon=True).start()
-    # The worker closed the requests pipe: let running calls finish, then exit.
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and thread.daemon:
-            thread.join()
+            thread = threading.Thread(target=call, args=(handler, request, answer_fd), daemon=True)
+            thread.start()
+            calls = [running for running in calls if running.is_alive()] + [thread]
+    # The worker closed the requests pipe (or died): let running calls finish, then exit
+    # at once, without waiting for threads the handler's libraries left behind.
+    for thread in calls:
+        thread.join()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
