@@ -9,6 +9,7 @@ import click
 
 from message_adapter import __version__
 from message_adapter.cli.bundle import bundle
+from message_adapter.cli.ecs_task import ecs_task
 from message_adapter.cli.run import activity, run
 from message_adapter.sidecar.process import PROG, run_single, run_stream
 
@@ -75,3 +76,4 @@ _single(
 cli.add_command(bundle)
 cli.add_command(run)
 cli.add_command(activity)
+cli.add_command(ecs_task)

@@ -159,8 +159,12 @@ def run(
         with contextlib.redirect_stdout(sys.stderr):
             result = run_message(adapter, task, message, context, parse_schemas(schemas))
     except Exception as error:
+        from message_adapter.logs import Logger, message_fields
+
         info = describe(error)
-        click.echo(f"run: {info['name']}: {info['message']}", err=True)
+        Logger(fields={"sender": "run", **message_fields(message, context)}).error(
+            f"run: {info['name']}: {info['message']}", event="run_failed", error=info
+        )
         sys.exit(1)
     try:
         output = dumps_pretty(result.message) if pretty else dumps(result.message)

@@ -189,9 +189,11 @@ class ExecTask:
         self._lock = threading.Lock()
 
     def __call__(self, nested_event: Any, context: Any = None) -> Any:
+        env = getattr(_call_environment, "env", None)
         try:
             process = subprocess.Popen(
                 self.argv,
+                env={**os.environ, **env} if env else None,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -259,6 +261,23 @@ def _feed(stream: BinaryIO, data: bytes) -> None:
         stream.close()
     except (BrokenPipeError, OSError):
         pass  # a task may exit without reading its input
+
+
+_call_environment = threading.local()
+
+
+def call_task(task: Task, nested_event: Any, context: Any, env: dict[str, str]) -> Any:
+    """Call ``task`` with the Cumulus logging variables (``logs.task_environment``) set:
+    in an ``--exec`` command's own environment (per call, so concurrent tasks keep their
+    own); for a Python callable in ``os.environ`` (process-wide, as the Node client sets
+    them)."""
+    if not isinstance(task, ExecTask):
+        os.environ.update(env)
+    _call_environment.env = env
+    try:
+        return task(nested_event, context)
+    finally:
+        _call_environment.env = None
 
 
 def load_task(spec: str | None, exec_command: str | None) -> Task:

@@ -13,8 +13,9 @@ from typing import Any
 
 from message_adapter.errors import describe
 from message_adapter.jsonio import dumps
+from message_adapter.logs import task_environment
 from message_adapter.sidecar.commands import Adapter
-from message_adapter.tasks.loading import Task
+from message_adapter.tasks.loading import Task, call_task
 from message_adapter.tasks.workflow_errors import python_workflow_error, workflow_error_message
 
 # Step Functions' limits for SendTaskSuccess output and SendTaskFailure error/cause.
@@ -50,13 +51,15 @@ def run_message(
     """The next message for ``message``.
 
     Adapter errors propagate; so does a task's error, unless the task's WorkflowError rule
-    (its ``workflow_error`` method, else the Python client's rule) accepts it.
+    (its ``workflow_error`` method, else the Python client's rule) accepts it. The task
+    runs with ``EXECUTIONS``, ``GRANULES``, ... set from the message, as the Node client
+    sets them for ``@cumulus/logger``.
     """
     full = adapter.load_and_update_remote_event(event=message, context=context)
     nested = adapter.load_nested_event(event=full, schemas=schemas)
     message_config = nested.pop("messageConfig", None)
     try:
-        response = task(nested, context)
+        response = call_task(task, nested, context, task_environment(full, context))
     except Exception as error:
         rule = getattr(task, "workflow_error", python_workflow_error)
         exception = rule(error)

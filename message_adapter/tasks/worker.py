@@ -11,9 +11,7 @@ task token, since Step Functions hands each task to one poll.
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from typing import Any, TextIO
 from message_adapter.aws import FATAL_POLL, backoff_delay, error_code, is_transient
 from message_adapter.errors import MessageError
 from message_adapter.jsonio import loads
+from message_adapter.logs import Logger, message_fields
 from message_adapter.tasks.runner import Answer, RunResult, answer_for, answer_for_error, failure
 
 Handler = Callable[[Any], RunResult]
@@ -81,6 +80,7 @@ class ActivityWorker:
         answer_attempts: int = 8,
         sleep: Callable[[float], None] | None = None,
         poller: Any = None,
+        log_fields: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -95,6 +95,7 @@ class ActivityWorker:
         self.grace = grace
         self.on_deadline = on_deadline
         self.log_stream = log
+        self.logger = Logger(log, {"sender": self.activity, **(log_fields or {})})
         self.answer_attempts = answer_attempts
         self._sleep = sleep
         self._stopping = threading.Event()
@@ -199,7 +200,7 @@ class ActivityWorker:
                     self._jobs.pop(token, None)
 
     def _work(self, job: Job, raw_input: Any) -> None:
-        outcome, error = "succeeded", None
+        outcome, error, fields = "succeeded", None, None
         if self._deadline_passed.is_set():
             answer = failure(
                 "WorkerShutdownError",
@@ -208,6 +209,7 @@ class ActivityWorker:
         else:
             try:
                 message = _decode_input(raw_input)
+                fields = message_fields(message)
                 result = self.handle(message)
                 answer = answer_for(result)
                 if result.workflow_error and answer.succeeded:
@@ -222,10 +224,11 @@ class ActivityWorker:
                 "late",
                 answered=False,
                 note="finished after the shutdown deadline had answered it",
+                fields=fields,
             )
             return
         answered = self._answer(job, answer)
-        self._log_task(job, outcome, error=error, answered=answered)
+        self._log_task(job, outcome, error=error, answered=answered, fields=fields)
 
     def _pause(self, seconds: float) -> None:
         if self._sleep is not None:
@@ -306,32 +309,44 @@ class ActivityWorker:
 
     # ---- logs ----------------------------------------------------------------------
 
-    def _log_task(self, job: Job, outcome: str, **fields: Any) -> None:
+    def _log_task(
+        self, job: Job, outcome: str, fields: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         duration = round(time.monotonic() - job.started, 3)
         with self._lock:
             self.counts[outcome] += 1
-            if fields.get("answered") is False and outcome != "late":
+            if extra.get("answered") is False and outcome != "late":
                 self.counts["unanswered"] += 1
         self._log(
             "task",
+            level="info" if outcome in ("succeeded", "workflow_error") else "error",
+            fields=fields,
             token=token_digest(job.token),
             duration_s=duration,
             outcome=outcome,
-            **{k: v for k, v in fields.items() if v is not None},
+            **{k: v for k, v in extra.items() if v is not None},
         )
 
-    def _log(self, event: str, level: str = "info", **fields: Any) -> None:
-        record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "level": level,
-            "event": event,
-            "activity": self.activity,
-            "worker": self.worker_name,
-            **fields,
-        }
-        stream = self.log_stream or sys.stderr
-        stream.write(json.dumps(record, default=str) + "\n")
-        stream.flush()
+    def _log(
+        self,
+        event: str,
+        level: str = "info",
+        fields: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        """One Cumulus-format line (see ``logs``) with the event and its details beside."""
+        details = " ".join(f"{key}={value}" for key, value in extra.items() if key != "error")
+        if extra.get("error"):
+            details += f" error={extra['error']}"
+        self.logger.log(
+            level,
+            f"{event}: {details}" if details else event,
+            fields,
+            event=event,
+            activity=self.activity,
+            worker=self.worker_name,
+            **extra,
+        )
 
 
 def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:

@@ -91,7 +91,7 @@ def ensure_installed(python: str, log: Path) -> Path:
 
 
 class LocalStack:
-    """One LocalStack process serving S3 and Step Functions on 127.0.0.1:<port>."""
+    """One LocalStack process serving S3, Step Functions and Lambda on 127.0.0.1:<port>."""
 
     def __init__(self, venv_python: Path, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -107,7 +107,10 @@ class LocalStack:
         }
         env.update(
             {
-                "SERVICES": "s3,stepfunctions",
+                # lambda: ecs-task's GetFunction/GetLayerVersionByArn and code downloads (the
+                # control plane works without Docker; functions only fail to *run* there,
+                # and Code.Location URLs point at LOCALSTACK_HOST, i.e. loopback)
+                "SERVICES": "s3,stepfunctions,lambda",
                 "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
                 "OVERRIDE_IN_DOCKER": "0",  # host mode: files under FILESYSTEM_ROOT
                 "FILESYSTEM_ROOT": str(root),
@@ -152,7 +155,7 @@ class LocalStack:
                     services = loads(reply.read()).get("services", {})
                 if all(
                     services.get(name) in ("available", "running")
-                    for name in ("s3", "stepfunctions")
+                    for name in ("s3", "stepfunctions", "lambda")
                 ):
                     return time.monotonic() - started
             except OSError:

@@ -91,10 +91,14 @@ def test_run_workflow_error_prints_the_message_with_exception_and_exits_0() -> N
     assert json.loads(done.stdout) == {"payload": None, "exception": "NothingToDoWorkflowError"}
 
 
-def test_run_other_error_is_one_stderr_line_and_exit_1() -> None:
+def test_run_other_error_is_one_cumulus_log_line_and_exit_1() -> None:
     line = shlex.quote(json.dumps({"name": "BadGranule", "message": "no"}))
     done = cli("--exec", "sh -c " + shlex.quote(f"echo {line} >&2; exit 2"), "-", stdin=b"{}")
-    assert (done.returncode, done.stdout, done.stderr) == (1, b"", b"run: BadGranule: no\n")
+    assert (done.returncode, done.stdout) == (1, b"")
+    (line,) = done.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["message"]) == ("error", "run: BadGranule: no")
+    assert record["error"] == {"name": "BadGranule", "message": "no"}
 
 
 def test_run_passes_the_context_file(tmp_path: Path) -> None:
@@ -139,3 +143,28 @@ def test_run_needs_task_or_exec_not_both() -> None:
 def test_run_node_example_task() -> None:
     done = cli("--exec", "node examples/tasks/hello.js", "examples/tasks/message.json")
     assert json.loads(done.stdout)["payload"]["greeting"] == "hello MOD09GQ"
+
+
+def test_run_gives_the_task_the_cumulus_logger_variables(tmp_path: Path) -> None:
+    script = (
+        "import json, os, sys; json.load(sys.stdin); print(json.dumps({name: os.environ.get(name)"
+        " for name in ('EXECUTIONS', 'STACKNAME', 'GRANULES', 'PARENTARN', 'SENDER')}))"
+    )
+    message = {
+        "cumulus_meta": {"execution_name": "ex-3", "parentExecutionArn": "arn:parent"},
+        "meta": {"stack": "prod"},
+        "payload": {"granules": [{"granuleId": "g1"}]},
+    }
+    context = write_json(tmp_path / "context.json", {"functionName": "Sync"})
+    done = cli(
+        "--exec", f"{sys.executable} -c {shlex.quote(script)}", "--context", context, "-",
+        stdin=dumps(message),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["payload"] == {
+        "EXECUTIONS": "ex-3",
+        "STACKNAME": "prod",
+        "GRANULES": '["g1"]',
+        "PARENTARN": "arn:parent",
+        "SENDER": "Sync",
+    }

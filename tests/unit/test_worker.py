@@ -417,3 +417,39 @@ def test_transient_errors_are_throttling_5xx_and_connection_errors(error, transi
 
 def test_activity_name_is_the_last_part_of_the_arn() -> None:
     assert activity_name(ARN) == "ingest"
+
+
+# ---- Cumulus-format lines -----------------------------------------------------------------
+
+
+def test_task_line_is_cumulus_format_with_the_messages_fields() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, log = start(sfn, lambda event, context: {})
+    sfn.add(
+        "t1",
+        {
+            "cumulus_meta": {"execution_name": "ex-9", "parentExecutionArn": "arn:p"},
+            "meta": {"stack": "prod"},
+            "payload": {"granules": [{"granuleId": "g1"}]},
+        },
+    )
+    sfn.wait_answers(1)
+    stop(worker, thread)
+    (line,) = task_lines(log)
+    assert (line["level"], line["outcome"], line["sender"]) == (
+        "info",
+        "succeeded",
+        worker.activity,
+    )
+    assert (line["executions"], line["stackName"], line["parentArn"]) == ("ex-9", "prod", "arn:p")
+    assert json.loads(line["granules"]) == ["g1"]
+    assert line["message"].startswith("task: ") and line["timestamp"].endswith("Z")
+
+
+def test_a_failed_task_line_is_at_error_level() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, log = start(sfn, lambda event, context: {}["missing"])
+    sfn.add("t1", {"payload": 1})
+    sfn.wait_answers(1)
+    stop(worker, thread)
+    assert [(line["level"], line["error"]) for line in task_lines(log)] == [("error", "KeyError")]

@@ -6,6 +6,7 @@
 
 const { CumulusMessageAdapterExecutionError } = require('./errors');
 const { adapterFromCommand, adapterFromEnvironment } = require('./command');
+const { log } = require('./log');
 const { setCumulusEnvironment } = require('./message');
 const { Sidecar } = require('./sidecar');
 
@@ -220,6 +221,9 @@ class MessageAdapter {
           + `(${info.signal ? `signal ${info.signal}` : `code ${info.code}`}) `
           + `without answering ${item.command}, and wrote nothing on stderr`;
       }
+      log('error', `message adapter: ${message.trim().split('\n').pop()}`, {
+        event: 'adapter_exited', command: item.command,
+      });
       this._settle(item, new CumulusMessageAdapterExecutionError(message, {
         command: item.command,
         exitCode: info.code ?? undefined,
@@ -246,6 +250,10 @@ class MessageAdapter {
     this.current = null;
     if (this.sidecar === sidecar) this.sidecar = null;
     sidecar.kill();
+    log('error', `message adapter: no answer to ${item.command} before the invocation's deadline; `
+      + 'it was stopped and is restarted for the next command', {
+      event: 'adapter_timed_out', command: item.command,
+    });
     const stderr = this.stderrSince(item.mark);
     this._settle(item, new CumulusMessageAdapterExecutionError(
       `the message adapter did not answer ${item.command} before the invocation's deadline; `

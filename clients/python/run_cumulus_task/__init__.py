@@ -84,7 +84,7 @@ def run_cumulus_task(
         try:
             return task_function(cumulus_message, context, **taskargs)
         except Exception as error:
-            return _workflow_error_message(error, cumulus_message)
+            return _workflow_error_message(error, cumulus_message, context)
 
     run = _run_in_process if adapter_mode() == "inprocess" else _run_in_sidecar
     return run(task_function, cumulus_message, context, schemas, taskargs)
@@ -149,16 +149,28 @@ def _is_json(value: Any) -> bool:
 # ---- the WorkflowError rule ---------------------------------------------------------------
 
 
-def _workflow_error_message(error: Exception, cumulus_message: Any) -> Any:
+def _workflow_error_message(error: Exception, cumulus_message: Any, context: Any = None) -> Any:
     """The message to return for a ``WorkflowError``; re-raises any other exception."""
     name = error.args[0] if error.args else None
     if isinstance(name, str) and "WorkflowError" in name:
-        logger.error("WorkflowError: %s", name)
+        _log_error(f"WorkflowError: {name}", cumulus_message, context)
         if isinstance(cumulus_message, dict):
             return {**cumulus_message, "payload": None, "exception": name}
         return {"payload": None, "exception": name}
-    logger.error("task failed: %s", error)
+    _log_error(f"task failed: {type(error).__name__}: {error}", cumulus_message, context)
     raise error
+
+
+def _log_error(text: str, cumulus_message: Any, context: Any) -> None:
+    """One Cumulus-format line (see ``cumulus_logger``) with the message's metadata."""
+    try:
+        from cumulus_logger import CumulusLogger
+    except ImportError:  # only the package was vendored, not the module beside it
+        logger.error("%s", text)
+        return
+    cumulus_log = CumulusLogger("run_cumulus_task")
+    cumulus_log.setMetadata(cumulus_message, context)
+    cumulus_log.error(text)
 
 
 # ---- sidecar mode ---------------------------------------------------------------------------
@@ -191,7 +203,7 @@ def _run_in_sidecar(
     try:
         response = task_function(nested, context, **taskargs)
     except Exception as error:
-        return _workflow_error_message(error, cumulus_message)
+        return _workflow_error_message(error, cumulus_message, context)
     try:
         response_json = encode(response)
     except (TypeError, ValueError) as error:
@@ -254,7 +266,7 @@ def _run_in_process(
     try:
         response = task_function(nested, context, **taskargs)
     except Exception as error:
-        return _workflow_error_message(error, cumulus_message)
+        return _workflow_error_message(error, cumulus_message, context)
     with _adapter_errors("createNextEvent"):
         return adapter.create_next_event(response, full, message_config)
 
