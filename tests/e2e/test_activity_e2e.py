@@ -160,6 +160,6 @@ def test_two_workers_drain_200_executions_exactly_once(sfn, bucket, workers) -> 
         f"\nthroughput: {total} executions in {elapsed:.1f} s = "
         f"{rate:.1f} executions/s (2 workers x concurrency 4)\n"
     )
-    (Path(__file__).resolve().parents[2] / ".localstack" / "throughput.txt").write_text(
-        f"{total} executions in {elapsed:.1f} s = {rate:.1f} executions/s\n"
-    )
+    report = Path(__file__).resolve().parents[2] / ".localstack" / "throughput.txt"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(f"{total} executions in {elapsed:.1f} s = {rate:.1f} executions/s\n")
