@@ -4,6 +4,7 @@ Behaviour tests run against a real sidecar (the checkout's console script) and i
 each test starts from no sidecar, so environment changes reach the next one it spawns.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,12 +27,18 @@ sys.path.insert(0, str(REPO / "clients" / "python"))
 import run_cumulus_task as client  # noqa: E402
 from run_cumulus_task import (  # noqa: E402
     AdapterProcessError,
+    AdapterTimeoutError,
     MessageAdapterError,
     SchemaValidationError,
     context_dict,
     run_cumulus_task,
 )
-from run_cumulus_task.sidecar import Sidecar, adapter_command, get_sidecar  # noqa: E402
+from run_cumulus_task.sidecar import (  # noqa: E402
+    Sidecar,
+    adapter_command,
+    command_timeout,
+    get_sidecar,
+)
 
 from tests.helpers import wait_until  # noqa: E402
 
@@ -542,6 +550,87 @@ def test_sidecar_interrupted_mid_command_is_not_reused(sidecar_mode: None) -> No
         run_cumulus_task(echo, message())
     assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
     assert get_sidecar().pid not in (None, pid)
+
+
+# ---- the invocation's deadline -----------------------------------------------------------
+
+
+class ExpiringContext(LambdaContext):
+    """A Lambda context whose invocation has ``remaining_ms`` left at every call."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        super().__init__()
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def stopped_sidecar(sidecar_mode: None) -> Any:
+    """The warm sidecar's pid, after SIGSTOP: it accepts requests and never answers."""
+    run_cumulus_task(echo, message())
+    pid = get_sidecar().pid
+    os.kill(pid, signal.SIGSTOP)
+    yield pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_command_may_take_the_time_left_less_a_margin() -> None:
+    assert command_timeout(10_000, {}) == 9.5
+
+
+def test_the_margin_never_takes_more_than_half_the_time_left() -> None:
+    assert command_timeout(600, {}) == 0.3
+
+
+def test_the_margin_is_set_in_milliseconds() -> None:
+    assert command_timeout(10_000, {"CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS": "2000"}) == 8
+
+
+def test_no_deadline_without_a_known_time_left() -> None:
+    assert [command_timeout(value, {}) for value in (None, 0, -5, "soon")] == [None] * 4
+
+
+def test_stopped_sidecar_is_killed_at_the_deadline(stopped_sidecar: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(AdapterTimeoutError) as raised:
+        run_cumulus_task(echo, message(), ExpiringContext(1500))
+    elapsed = time.monotonic() - started
+
+    assert 1.0 <= elapsed < 2.0  # 1.5 s left, less the 0.5 s margin
+    error = raised.value
+    assert (error.name, error.command) == ("AdapterTimeout", "loadAndUpdateRemoteEvent")
+    assert "did not answer loadAndUpdateRemoteEvent within 1 s" in error.message
+    assert isinstance(error, AdapterProcessError)
+    assert get_sidecar().pid is None
+
+
+def test_sidecar_that_missed_the_deadline_is_replaced(stopped_sidecar: int) -> None:
+    with pytest.raises(AdapterTimeoutError):
+        run_cumulus_task(echo, message(), ExpiringContext(400))
+
+    assert run_cumulus_task(echo, message(), ExpiringContext(60_000))["payload"] == {
+        "granules": [{"granuleId": "g1"}]
+    }
+    assert get_sidecar().pid not in (None, stopped_sidecar)
+
+
+def test_request_larger_than_the_pipe_to_a_stopped_sidecar_times_out(
+    stopped_sidecar: int,
+) -> None:
+    big = message(payload={"text": "x" * 1_000_000})  # the write itself blocks
+
+    with pytest.raises(AdapterTimeoutError, match="did not answer loadAndUpdateRemoteEvent"):
+        run_cumulus_task(echo, big, ExpiringContext(400))
+
+
+def test_context_without_remaining_time_sets_no_deadline(sidecar_mode: None) -> None:
+    sidecar = get_sidecar()
+
+    assert sidecar.call_within(LambdaContext()) == sidecar.call
+    assert sidecar.call_within({"function_name": "f"}) == sidecar.call
 
 
 def test_sidecar_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from run_cumulus_task.errors import (
     AdapterProcessError,
+    AdapterTimeoutError,
     MessageAdapterError,
     SchemaValidationError,
     adapter_error,
@@ -36,6 +37,7 @@ from run_cumulus_task.sidecar import decode, encode, get_sidecar, stop_sidecar
 
 __all__ = [
     "AdapterProcessError",
+    "AdapterTimeoutError",
     "MessageAdapterError",
     "SchemaValidationError",
     "adapter_mode",
@@ -171,8 +173,7 @@ def _run_in_sidecar(
     schemas: dict | None,
     taskargs: dict,
 ) -> Any:
-    sidecar = get_sidecar()
-    call = sidecar.call
+    call = get_sidecar().call_within(context)
     # The full message goes back and forth as the sidecar's own JSON bytes: it is never
     # decoded here, and a task cannot change it.
     full = call(
