@@ -5,7 +5,9 @@
 // it dies or misses a deadline, and restarted when the environment that locates it changes.
 
 const { CumulusMessageAdapterExecutionError } = require('./errors');
-const { adapterFromCommand, adapterFromEnvironment } = require('./command');
+const {
+  adapterFromCommand, adapterFromEnvironment, adapterProblem, bundlePython,
+} = require('./command');
 const { setCumulusEnvironment } = require('./message');
 const { Sidecar } = require('./sidecar');
 
@@ -33,6 +35,19 @@ function jsonObject(pairs) {
 
 function describeCommand(spec) {
   return [spec.file, ...spec.args, 'stream', '--structured-errors'].join(' ');
+}
+
+/**
+ * For an adapter started as `python DIR` that could not import its packages (a bundle made
+ * before its __main__.py checked the Python version): what to set.
+ */
+function importHint(spec) {
+  if (spec.key === 'explicit' || spec.args.length !== 1) return '';
+  const built = bundlePython(spec.args[0]);
+  if (!built) return '';
+  return `(the bundle in ${spec.args[0]} was built for Python ${built}, per its cma-bundle.json; `
+    + `if ${spec.file} is another version, put a python ${built} first on PATH, or set `
+    + 'USE_CMA_BINARY=true to run its cma_bin/cma)\n';
 }
 
 class MessageAdapter {
@@ -121,6 +136,8 @@ class MessageAdapter {
     const { env } = process;
     const key = `${env.PATH}\0${env.CUMULUS_MESSAGE_ADAPTER_DIR}\0${env.USE_CMA_BINARY}`;
     if (this.specCache.key !== key) {
+      const problem = adapterProblem(env);
+      if (problem) throw Object.assign(new Error(problem), { adapterNotFound: true });
       const found = adapterFromEnvironment(env);
       this.specCache = { key, spec: { ...found, key: JSON.stringify([found.file, ...found.args]) } };
     }
@@ -145,8 +162,9 @@ class MessageAdapter {
         sidecar = this._sidecarFor();
       } catch (error) {
         const spec = this.explicit || this.specCache.spec;
+        const what = error.adapterNotFound || !spec ? '' : ` (${describeCommand(spec)})`;
         this._settle(item, new CumulusMessageAdapterExecutionError(
-          `could not start the message adapter (${spec ? describeCommand(spec) : '?'}): ${error.message}`,
+          `could not start the message adapter${what}: ${error.message}`,
           { command: item.command, cause: error },
         ));
         continue;
@@ -219,6 +237,8 @@ class MessageAdapter {
         message = `the message adapter (${describeCommand(sidecar.spec)}) exited `
           + `(${info.signal ? `signal ${info.signal}` : `code ${info.code}`}) `
           + `without answering ${item.command}, and wrote nothing on stderr`;
+      } else if (/ModuleNotFoundError|ImportError/.test(message)) {
+        message += importHint(sidecar.spec);
       }
       this._settle(item, new CumulusMessageAdapterExecutionError(message, {
         command: item.command,
