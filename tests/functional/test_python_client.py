@@ -29,6 +29,7 @@ from run_cumulus_task import (  # noqa: E402
     AdapterProcessError,
     AdapterTimeoutError,
     MessageAdapterError,
+    MessageTooLargeError,
     SchemaValidationError,
     context_dict,
     run_cumulus_task,
@@ -331,6 +332,86 @@ def test_malformed_message_raises_message_adapter_error(mode: str) -> None:
 
 
 # ---- S3 ----------------------------------------------------------------------------------
+
+
+# ---- Step Functions' limit on the next message ---------------------------------------------
+
+LIMIT = 262144
+
+
+def returning_text(size: int) -> Any:
+    """A task whose output is a string of ``size`` characters."""
+    return lambda event, context: "x" * size
+
+
+def next_message_size(text_size: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Bytes of compact JSON of the next message when the task returns that much text."""
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "0")
+    result = run_cumulus_task(returning_text(text_size), message())
+    monkeypatch.delenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES")
+    return len(json.dumps(result, separators=(",", ":")).encode())
+
+
+def test_next_message_over_the_step_functions_limit_fails_the_invocation(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = next_message_size(300_000, monkeypatch)
+
+    with pytest.raises(MessageTooLargeError) as raised:
+        run_cumulus_task(returning_text(300_000), message())
+
+    error = raised.value
+    assert (error.name, error.command) == ("MessageTooLargeError", "createNextEvent")
+    assert f"the next message is {size} bytes of JSON, over Step Functions' limit of" in str(error)
+    assert f"{LIMIT} bytes" in str(error) and "set ReplaceConfig" in str(error)
+    assert isinstance(error, MessageAdapterError)
+
+
+def test_next_message_of_exactly_the_limit_is_returned(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_size = LIMIT - next_message_size(0, monkeypatch)
+
+    result = run_cumulus_task(returning_text(text_size), message())
+
+    assert len(json.dumps(result, separators=(",", ":")).encode()) == LIMIT
+    with pytest.raises(MessageTooLargeError, match=f"is {LIMIT + 1} bytes"):
+        run_cumulus_task(returning_text(text_size + 1), message())
+
+
+def test_multibyte_characters_count_as_their_utf8_bytes(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 000 characters of 3 bytes each: over the limit in bytes, not in characters.
+    with pytest.raises(MessageTooLargeError, match=r"is 3\d{5} bytes"):
+        run_cumulus_task(lambda event, context: "\u20ac" * 100_000, message())
+
+
+def test_output_limit_can_be_changed_for_runs_outside_step_functions(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "1000")
+    with pytest.raises(MessageTooLargeError, match="limit of 1000 bytes"):
+        run_cumulus_task(returning_text(1000), message())
+
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "0")
+    assert len(run_cumulus_task(returning_text(300_000), message())["payload"]) == 300_000
+
+
+def test_invalid_output_limit_is_named(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "256k")
+
+    with pytest.raises(ValueError, match="CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES='256k' is not"):
+        run_cumulus_task(echo, message())
+
+
+def test_a_workflow_error_message_is_not_checked_against_the_limit(mode: str) -> None:
+    # The incoming message came through Step Functions, so it is within the limit already.
+    def fail(event: dict, context: Any) -> Any:
+        raise Exception("NoGranulesWorkflowError")
+
+    big = message(payload={"text": "x" * 300_000})
+    assert run_cumulus_task(fail, big)["exception"] == "NoGranulesWorkflowError"
 
 
 def test_offloaded_message_is_loaded_back_by_the_next_task(

@@ -4,7 +4,7 @@
 // one queue, one at a time, to one sidecar, which is started on first use, replaced when
 // it dies or misses a deadline, and restarted when the environment that locates it changes.
 
-const { CumulusMessageAdapterExecutionError } = require('./errors');
+const { CumulusMessageAdapterExecutionError, MessageTooLargeError } = require('./errors');
 const {
   adapterFromCommand, adapterFromEnvironment, adapterProblem, bundlePython,
 } = require('./command');
@@ -14,6 +14,8 @@ const { Sidecar } = require('./sidecar');
 const ERROR_FRAME = '<ERROR>\n';
 const STDERR_KEEP = 1 << 20; // characters of adapter stderr kept for error messages
 const DEFAULT_DEADLINE_MARGIN_MS = 500;
+const STEP_FUNCTIONS_LIMIT = 256 * 1024; // bytes of UTF-8 JSON in a state's output
+const LIMIT_VARIABLE = 'CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES';
 
 const hasAssignedPayload = (message) => message != null
   && message.payload !== undefined && message.input === undefined && message.config === undefined;
@@ -22,6 +24,30 @@ const isNestedEvent = (message) => message != null
   && message.input !== undefined && message.config !== undefined;
 
 const isCmaMessage = (message) => message != null && message.cma !== undefined;
+
+/** The largest next message allowed, in bytes (0: no check), from the environment. */
+function outputLimit(env = process.env) {
+  const text = env[LIMIT_VARIABLE];
+  if (!text) return STEP_FUNCTIONS_LIMIT;
+  const limit = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(limit)) {
+    throw new Error(`${LIMIT_VARIABLE}=${JSON.stringify(text)} is not a number of bytes (0 for `
+      + `no limit); unset it for Step Functions' limit (${STEP_FUNCTIONS_LIMIT})`);
+  }
+  return limit;
+}
+
+/**
+ * Throw MessageTooLargeError when the next message's JSON text is over the limit. The
+ * text is what the adapter answered, as compact as what Lambda will send; its UTF-8 size is
+ * counted only when its length leaves the answer in doubt (at most 3 bytes a UTF-16 unit).
+ */
+function checkOutputSize(text) {
+  const limit = outputLimit();
+  if (!limit || text.length * 3 <= limit) return;
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > limit) throw new MessageTooLargeError(size, limit, LIMIT_VARIABLE);
+}
 
 /** `{"key":json,...}` from [key, json text] pairs; a pair whose json is undefined is left out. */
 function jsonObject(pairs) {
@@ -321,16 +347,18 @@ class MessageAdapter {
           + `${JSON.stringify(nestedEvent)}`);
       }
       const taskOutput = await TaskFunction(nestedEvent, context);
-      const nextMessage = await this._call('createNextEvent', jsonObject([
+      const next = await this._call('createNextEvent', jsonObject([
         ['event', loaded.text],
         ['handler_response', JSON.stringify(taskOutput)],
         ['message_config', JSON.stringify(nestedEvent.messageConfig)],
         ['schemas', schemasJson],
-      ]), context, mark);
+      ]), context, mark, true);
+      const nextMessage = next.value;
       if (isNestedEvent(nextMessage)) {
         throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
           + `${JSON.stringify(nextMessage)}`);
       }
+      checkOutputSize(next.text);
       return nextMessage;
     } catch (error) {
       const name = error == null ? undefined : error.name;
@@ -379,4 +407,6 @@ class MessageAdapter {
   }
 }
 
-module.exports = { MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS };
+module.exports = {
+  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, outputLimit,
+};

@@ -36,6 +36,10 @@ class AdapterTimeoutError(AdapterProcessError):
     """The sidecar did not answer before the invocation's deadline; it was killed."""
 
 
+class MessageTooLargeError(MessageAdapterError):
+    """The next message is over Step Functions' limit for a state's output (256 KiB)."""
+
+
 @lru_cache(maxsize=1)
 def _schema_error_type() -> type[SchemaValidationError]:
     try:
