@@ -200,6 +200,8 @@ class S3Store:
         succeeded, value = outcome[0]
         if succeeded:
             return value
+        if call.refused:  # the deadline passed between two attempts, just before the wait
+            raise _no_answer(action, bucket, key, client, call, total)
         raise value
 
     def _write(self, bucket: str, key: str, body: bytes) -> None:
@@ -314,7 +316,8 @@ class _Call:
         self.done = done  # a threading.Event, set when the call has finished
         self.attempts = 0
         self.last_problem = ""
-        self.late = False
+        self.late = False  # the caller has given up
+        self.refused = False  # an attempt was refused for being after the deadline
 
 
 def _current_call() -> _Call | None:
@@ -333,6 +336,7 @@ def _refuse_late_attempts(**kwargs: Any) -> None:
     if call is None:
         return
     if call.late or time.monotonic() >= call.deadline:
+        call.refused = True
         raise _DeadlinePassed("the call's deadline has passed")
     call.attempts += 1
 

@@ -344,6 +344,25 @@ def test_no_attempt_starts_after_the_timeout(
     assert flaky_s3.count("GET") == attempts
 
 
+def test_s3_that_keeps_failing_is_given_up_at_the_timeout_naming_the_last_failure(
+    s3: Any,
+    bucket: str,
+    flaky_s3: FlakyProxy,
+    short_timeouts: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "50")  # retries outlast the timeout, always
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", status=503, code="SlowDown", times=100)
+
+    with pytest.raises(RemoteStoreError) as raised:
+        S3Store().get_json(bucket, "events/a")
+
+    message = str(raised.value)
+    assert "did not answer within 1 s" in message
+    assert "last failure: HTTP 503 SlowDown" in message
+
+
 def test_request_that_hangs_once_is_retried_within_the_timeout(
     s3: Any, bucket: str, flaky_s3: FlakyProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
