@@ -307,7 +307,7 @@ def test_read_from_s3_that_never_answers_fails_at_the_timeout(
         store.get_json(bucket, "events/a")
     elapsed = time.monotonic() - started
 
-    assert 1 <= elapsed < 1.5
+    assert 1 <= elapsed < 2
     message = str(raised.value)
     where = f"cannot read s3://{bucket}/events/a: S3 at {flaky_s3.endpoint}"
     assert f"{where} did not answer within 1 s" in message
@@ -326,7 +326,7 @@ def test_write_to_s3_that_never_answers_fails_at_the_timeout(
     with pytest.raises(RemoteStoreError, match=r"cannot write s3://.*did not answer within 1 s"):
         store.put_json(bucket, "events/a", b'{"ok":1}')
 
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2
 
 
 def test_no_attempt_starts_after_the_timeout(
