@@ -151,6 +151,9 @@ async function main() {
   const adapterDir = prepareAdapter(options, python);
   process.env.PATH = `${pythonShim(python)}${path.delimiter}${process.env.PATH}`;
   process.env.CUMULUS_MESSAGE_ADAPTER_DIR = adapterDir;
+  // 2000 granules (1.7 MB) are over Step Functions' 256 KiB limit, which the client
+  // enforces; a limit this high keeps the size check, and its cost, in every call.
+  process.env.CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES = String(2 ** 40);
 
   const ours = require(CLIENT_DIR);
   let published;

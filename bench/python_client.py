@@ -98,6 +98,9 @@ def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[st
         for key, value in os.environ.items()
         if not key.startswith("CUMULUS_MESSAGE_ADAPTER")
     }
+    # 2000 granules (1.7 MB) are over Step Functions' 256 KiB limit, which the client
+    # enforces; a limit this high keeps the size check, and its cost, in every call.
+    base["CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES"] = str(1 << 40)
     rows = [
         ("in-process", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "inprocess"}),
         ("sidecar (console script)", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}),

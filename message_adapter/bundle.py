@@ -8,7 +8,8 @@ the content of a Lambda layer, in the three ways clients use it:
 - ``OUT`` first on ``sys.path``: ``from message_adapter.message_adapter import
   MessageAdapter``, as the published Python client does in-process.
 - ``OUT/cma_bin/cma stream``: a PyInstaller executable for machines without Python
-  (Node Lambda runtimes have none).
+  (Node Lambda runtimes have none). ``python OUT`` with another Python than the bundle's
+  runs that executable instead (the vendored packages would not import).
 
 botocore's service data is trimmed to the services the adapter uses. ``cma-bundle.json``
 records how the bundle was built (clients read its Python version). The sizes are checked
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import compileall
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -47,20 +49,47 @@ LAMBDA_UNZIPPED_LIMIT = 250 * MB
 LAMBDA_GLIBC = "2.34"
 BOTOCORE_SERVICES = ("s3", "stepfunctions", "sts", "sso", "sso-oidc")
 
-MAIN_PY = '''\
-"""`python <this directory> <command>`: run the bundled Cumulus Message Adapter."""
+MAIN_PY = """\
+\"\"\"`python <this directory> <command>`: run the bundled Cumulus Message Adapter.
+
+The vendored packages only import in the Python they were built for; any other Python
+hands over to the bundle's executable, or says what to change. (Old syntax on purpose:
+even a Python 2 must get that far.)
+\"\"\"
 
 import os
 import sys
 
+BUILT_FOR = {built_for!r}
 _here = os.path.dirname(os.path.abspath(__file__))
+_running = "%d.%d" % tuple(sys.version_info[:2])
+if _running != BUILT_FOR:
+    _exe = os.path.join(_here, "cma_bin", "cma")
+    if os.access(_exe, os.X_OK):
+        os.execv(_exe, [_exe] + sys.argv[1:])
+    sys.stderr.write(
+        "cumulus-message-adapter: the bundle %s was built for Python %s, but %s is Python "
+        "%s, and the bundle has no cma_bin/cma executable to run instead. Run it with a "
+        "Python %s (the Node client starts the first `python` on PATH), or rebuild the "
+        "bundle with its executable (without --no-exe), which needs no Python.\\n"
+        % (_here, BUILT_FOR, sys.executable or "this interpreter", _running, BUILT_FOR)
+    )
+    sys.exit(1)
 if not sys.path or os.path.abspath(sys.path[0]) != _here:
     sys.path.insert(0, _here)
 
 from message_adapter.cli import main  # noqa: E402
 
 main()
-'''
+"""
+
+
+def main_py(built_for: str | None = None) -> str:
+    """The bundle's ``__main__.py`` for a bundle built with Python ``built_for`` (``3.11``)."""
+    if built_for is None:
+        built_for = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return MAIN_PY.format(built_for=built_for)
+
 
 ENTRY_PY = """\
 from message_adapter.cli import main
@@ -124,55 +153,126 @@ def build_bundle(
     force: bool = False,
     log: Log = lambda text: None,
 ) -> BundleReport:
-    """Write the bundle to ``out`` (and a Lambda layer zip to ``zip_path``)."""
+    """Write the bundle to ``out`` (and a Lambda layer zip to ``zip_path``).
+
+    What the build needs is checked before anything is written. The bundle is built in a
+    new directory beside ``out`` and moved into place only when complete, so a failed
+    build leaves ``out`` as it was (an earlier bundle stays usable) and nothing half-written.
+    """
     out = Path(out).absolute()
     zip_file = None if zip_path is None else Path(zip_path).absolute()
     if zip_file is not None and zip_file.is_relative_to(out):
         raise BundleError(f"--zip {zip_file} must be outside the bundle directory {out}")
-    _prepare_out(out, force)
-    log(f"vendoring {DISTRIBUTION} and its dependencies into {out}")
-    vendor_dependencies(out)
-    copy_package(out)
-    (out / "__main__.py").write_text(MAIN_PY)
-    trim_botocore(out)
-    shutil.rmtree(out / "bin", ignore_errors=True)  # console scripts bound to this machine
-    compile_bytecode(out)
-    exe = None
-    if executable:
-        log("building cma_bin/cma with PyInstaller (under a minute)")
-        exe = build_executable(out)
-    glibc = required_glibc(out / EXECUTABLE.parent) if exe is not None else None
-    write_manifest(out, exe is not None, glibc)
-    unzipped = directory_size(out)
-    if zip_file is not None:
-        write_zip(out, zip_file)
-        zipped = zip_file.stat().st_size
-    else:
-        with tempfile.TemporaryDirectory() as scratch:
-            probe = Path(scratch) / "layer.zip"
-            write_zip(out, probe)
-            zipped = probe.stat().st_size
-    report = BundleReport(out, unzipped, zipped, zip_file, exe, glibc)
+    check_out(out, force)
+    check_prerequisites(executable)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = _new_sibling(out, "partial")
     try:
-        check_lambda_limits(unzipped, zipped)
+        report = _build_into(staging, out, zip_file, executable, log)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        check_lambda_limits(report.unzipped_bytes, report.zipped_bytes)
     except BundleTooLarge as error:
         error.report = report
         raise
     return report
 
 
-def compile_bytecode(out: Path) -> None:
+def _build_into(
+    staging: Path, out: Path, zip_file: Path | None, executable: bool, log: Log
+) -> BundleReport:
+    log(f"vendoring {DISTRIBUTION} and its dependencies into {out}")
+    vendor_dependencies(staging)
+    copy_package(staging)
+    (staging / "__main__.py").write_text(main_py())
+    trim_botocore(staging)
+    shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts bound to this machine
+    compile_bytecode(staging, shown_as=out)
+    exe = None
+    if executable:
+        log("building cma_bin/cma with PyInstaller (under a minute)")
+        build_executable(staging)
+        exe = out / EXECUTABLE
+    glibc = required_glibc(staging / EXECUTABLE.parent) if exe is not None else None
+    write_manifest(staging, exe is not None, glibc)
+    unzipped = directory_size(staging)
+    if zip_file is not None:
+        write_zip(staging, zip_file)
+        zipped = zip_file.stat().st_size
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            probe = Path(scratch) / "layer.zip"
+            write_zip(staging, probe)
+            zipped = probe.stat().st_size
+    return BundleReport(out, unzipped, zipped, zip_file, exe, glibc)
+
+
+def check_prerequisites(executable: bool) -> None:
+    """Raise ``BundleError`` for anything the build needs and lacks, before it starts."""
+    runtime_requirements()  # the package must be installed: its metadata lists what to vendor
+    if importlib.util.find_spec("pip") is None:
+        raise BundleError(
+            f"pip is not available in this interpreter ({sys.executable}); it vendors the "
+            "dependencies: `python -m ensurepip` or use a virtualenv made with pip"
+        )
+    if executable and importlib.util.find_spec("PyInstaller") is None:
+        raise BundleError(
+            "PyInstaller is needed to build cma_bin/cma for runtimes without Python: "
+            "`pip install pyinstaller` (or the project's test extras), or pass --no-exe"
+        )
+
+
+def _new_sibling(out: Path, role: str) -> Path:
+    """A new directory ``.<out name>.<role>-<random>`` beside ``out``, with the usual mode.
+
+    (``tempfile.mkdtemp`` would make it private, and the bundle keeps its directory's mode.)
+    """
+    import secrets
+
+    while True:
+        candidate = out.with_name(f".{out.name}.{role}-{secrets.token_hex(4)}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Replace ``out`` (absent, empty, or an earlier bundle) by the finished ``staging``."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    previous = _new_sibling(out, "previous")
+    out.rename(previous / out.name)
+    staging.rename(out)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def compile_bytecode(out: Path, shown_as: Path | None = None) -> None:
     """Compile every module to hash-based bytecode that is never checked against its source.
 
     Zip archives keep times to 2 seconds, so timestamp-checked bytecode from a layer would
     often look stale, and Lambda (whose /opt is read-only) would recompile those modules at
     every cold start. A bundle is a build artifact: its sources do not change. (The
     top-level ``__main__.py`` is compiled too, though Python runs it from source.)
+    Tracebacks name files under ``shown_as`` (where the bundle will live), else ``out``.
     """
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     skip = re.compile(re.escape(os.sep + EXECUTABLE.parent.name + os.sep))
     # A vendored file that does not compile (test data, templates) just stays source-only.
-    compileall.compile_dir(out, quiet=2, force=True, rx=skip, invalidation_mode=mode)
+    compileall.compile_dir(
+        out,
+        quiet=2,
+        force=True,
+        rx=skip,
+        invalidation_mode=mode,
+        stripdir=str(out) if shown_as is not None else None,
+        prependdir=str(shown_as) if shown_as is not None else None,
+    )
 
 
 def check_lambda_limits(
@@ -199,7 +299,8 @@ def check_lambda_limits(
         )
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+def check_out(out: Path, force: bool) -> None:
+    """Raise ``BundleError`` unless ``out`` may receive the bundle (nothing is changed)."""
     if out.exists() and not out.is_dir():
         raise BundleError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -210,8 +311,6 @@ def _prepare_out(out: Path, force: bool) -> None:
                 f"{out} is not empty and holds no {MANIFEST}, so it is not an earlier bundle; "
                 "refusing to delete it, choose another directory"
             )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def runtime_requirements() -> list[str]:
@@ -292,13 +391,7 @@ def trim_botocore(root: Path, services: tuple[str, ...] = BOTOCORE_SERVICES) -> 
 
 def build_executable(out: Path) -> Path:
     """Freeze the adapter with PyInstaller into ``out/cma_bin`` (``cma`` plus ``_internal``)."""
-    try:
-        import PyInstaller  # noqa: F401
-    except ImportError:
-        raise BundleError(
-            "PyInstaller is needed to build cma_bin/cma for runtimes without Python: "
-            "`pip install pyinstaller` (or the project's test extras), or pass --no-exe"
-        ) from None
+    check_prerequisites(executable=True)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         entry = work / "cma_entry.py"

@@ -12,13 +12,18 @@ S3 is reached as the standard AWS settings say (``AWS_ENDPOINT_URL``,
 with ``CUMULUS_ENV=testing``, at ``http://$LOCALSTACK_HOST:4566`` as the historic adapter
 did. Transient failures are retried: requests by botocore's standard retry mode, a body
 cut off while being read by ``get_json`` itself.
+
+Every S3 read or write is bounded in time (``S3Timeouts``): each attempt has connect and
+read timeouts, and the whole call, retries included, a deadline after which it fails, so
+an endpoint that accepts connections and never answers costs a task seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from message_adapter.aws import (
     ACCESS_DENIED,
@@ -43,6 +48,65 @@ TOTAL_ATTEMPTS = 5
 READ_ATTEMPTS = 3
 """Attempts at reading an object whose body is cut off in transit."""
 
+CONNECT_TIMEOUT_VAR = "CUMULUS_MESSAGE_ADAPTER_S3_CONNECT_TIMEOUT"
+READ_TIMEOUT_VAR = "CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT"
+TIMEOUT_VAR = "CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT"
+
+T = TypeVar("T")
+
+
+class S3Timeouts:
+    """Seconds an S3 call may take: to connect, to wait for an answer, in all.
+
+    ``connect`` and ``read`` bound each attempt (botocore's own defaults are 60 s each);
+    ``total`` bounds one read or write of a message part, retries and their pauses
+    included. The defaults leave a task minutes of its Lambda timeout when S3 hangs, and
+    are far above what a healthy S3 needs (tens of milliseconds per request). (A plain
+    class: the sidecar imports this module at start, and a NamedTuple costs 55 us more.)
+    """
+
+    __slots__ = ("connect", "read", "total")
+
+    def __init__(self, connect: float = 5.0, read: float = 10.0, total: float = 30.0) -> None:
+        self.connect = connect
+        self.read = read
+        self.total = total
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, S3Timeouts):
+            return NotImplemented
+        return (self.connect, self.read, self.total) == (other.connect, other.read, other.total)
+
+    def __repr__(self) -> str:
+        return f"S3Timeouts(connect={self.connect}, read={self.read}, total={self.total})"
+
+    @classmethod
+    def from_environment(cls, environ: Any = None) -> S3Timeouts:
+        """The timeouts the ``CUMULUS_MESSAGE_ADAPTER_S3_*`` variables set, else the defaults."""
+        env = os.environ if environ is None else environ
+        default = cls()
+        return cls(
+            _seconds(env, CONNECT_TIMEOUT_VAR, default.connect),
+            _seconds(env, READ_TIMEOUT_VAR, default.read),
+            _seconds(env, TIMEOUT_VAR, default.total),
+        )
+
+
+def _seconds(env: Any, name: str, default: float) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise RemoteStoreError(
+            f"{name}={text!r} is not a number of seconds greater than 0; unset it for the "
+            f"default ({default:g} s)"
+        )
+    return value
+
 
 class RemoteStore(Protocol):
     """Where large message parts live: S3, or a stand-in with the same two calls."""
@@ -57,20 +121,28 @@ class RemoteStore(Protocol):
 class S3Store:
     """S3 as configured by the standard AWS settings (or ``CUMULUS_ENV=testing``)."""
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: Any = None, timeouts: S3Timeouts | None = None) -> None:
         self._client = client
+        self._timeouts = timeouts
         self._conditional_writes: bool | None = None
+
+    @property
+    def timeouts(self) -> S3Timeouts:
+        """The time bounds of every call (from the environment unless given)."""
+        if self._timeouts is None:
+            self._timeouts = S3Timeouts.from_environment()
+        return self._timeouts
 
     @property
     def client(self) -> Any:
         """The boto3 S3 client, made (and boto3 imported) on first use."""
         if self._client is None:
-            self._client = make_s3_client()
+            self._client = make_s3_client(self.timeouts)
         return self._client
 
     def get_json(self, bucket: str, key: str) -> Any:
         """The parsed JSON value at s3://bucket/key."""
-        body = self._read(bucket, key)
+        body = self._bounded("read", bucket, key, lambda: self._read(bucket, key))
         try:
             return loads(body)
         except ValueError as error:
@@ -85,13 +157,13 @@ class S3Store:
             try:
                 response = self.client.get_object(Bucket=bucket, Key=key)
             except Exception as error:
-                raise _explain(error, "read", bucket, key) from None
+                raise _explain(error, "read", bucket, key, self.timeouts) from None
             try:
                 return response["Body"].read()
             except Exception as error:
                 # botocore retries requests, not a body that breaks off while streaming.
                 if attempt >= READ_ATTEMPTS or not _is_broken_stream(error):
-                    raise _explain(error, "read", bucket, key) from None
+                    raise _explain(error, "read", bucket, key, self.timeouts) from None
             time.sleep(0.05 * attempt)
             attempt += 1
 
@@ -103,6 +175,48 @@ class S3Store:
         retried request whose first attempt landed); an endpoint without conditional
         writes gets a plain write (keys are random, so nothing is overwritten in practice).
         """
+        self._bounded("write", bucket, key, lambda: self._write(bucket, key, body))
+
+    def _bounded(self, action: str, bucket: str, key: str, work: Callable[[], T]) -> T:
+        """``work()``, or a ``RemoteStoreError`` once ``timeouts.total`` seconds have passed.
+
+        The work runs in a helper thread so the caller is answered at the deadline even
+        while an attempt is still waiting on a silent endpoint; from then on that thread
+        starts no new attempt (see ``_refuse_late_attempts``), so it ends within one
+        attempt's timeouts.
+        """
+        import threading
+
+        try:
+            client = self.client  # made here: creating boto3 clients is not thread-safe
+        except Exception as error:
+            raise _explain(error, action, bucket, key, self.timeouts) from None
+        total = self.timeouts.total
+        call = _Call(time.monotonic() + total, threading.Event())
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, work()))
+            except BaseException as error:  # handed to the caller's thread
+                outcome.append((False, error))
+            finally:
+                call.done.set()
+
+        helper = threading.Thread(target=run, name="cma-s3", daemon=True)
+        helper.s3_call = call  # type: ignore[attr-defined]
+        helper.start()
+        if not call.done.wait(total):
+            call.late = True
+            raise _no_answer(action, bucket, key, client, call, total)
+        succeeded, value = outcome[0]
+        if succeeded:
+            return value
+        if call.refused:  # the deadline passed between two attempts, just before the wait
+            raise _no_answer(action, bucket, key, client, call, total)
+        raise value
+
+    def _write(self, bucket: str, key: str, body: bytes) -> None:
         from datetime import datetime, timedelta, timezone
 
         try:
@@ -131,7 +245,7 @@ class S3Store:
                 else:
                     raise
         except Exception as error:
-            raise _explain(error, "write", bucket, key) from None
+            raise _explain(error, "write", bucket, key, self.timeouts) from None
 
     def _holds(self, bucket: str, key: str, body: bytes) -> bool:
         try:
@@ -157,20 +271,25 @@ def reset_shared_s3_store() -> None:
     _shared_s3 = None
 
 
-def make_s3_client() -> Any:
-    """An S3 client honouring AWS_* settings, retrying transient errors."""
+def make_s3_client(timeouts: S3Timeouts | None = None) -> Any:
+    """An S3 client honouring AWS_* settings and the timeouts, retrying transient errors.
+
+    Within ``S3Store`` calls, it starts no attempt after the call's deadline.
+    """
     import boto3
     from botocore.config import Config
 
+    if timeouts is None:
+        timeouts = S3Timeouts.from_environment()
     retries: dict[str, Any] = {}
     if not os.environ.get("AWS_RETRY_MODE"):
         retries["mode"] = "standard"
     if not os.environ.get("AWS_MAX_ATTEMPTS"):
         retries["total_max_attempts"] = TOTAL_ATTEMPTS
-    config = Config(retries=retries)
+    config = Config(retries=retries, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
     if os.environ.get("CUMULUS_ENV") == "testing":
         host = os.environ.get("LOCALSTACK_HOST") or "localhost"
-        return boto3.client(
+        client = boto3.client(
             "s3",
             endpoint_url=f"http://{host}:4566",
             aws_access_key_id="my-id",
@@ -178,7 +297,73 @@ def make_s3_client() -> Any:
             region_name="us-east-1",
             config=config,
         )
-    return boto3.client("s3", config=config)
+    else:
+        client = boto3.client("s3", config=config)
+    client.meta.events.register("before-send.s3", _refuse_late_attempts)
+    client.meta.events.register("needs-retry.s3", _note_failed_attempt)
+    return client
+
+
+def _no_answer(
+    action: str, bucket: str, key: str, client: Any, call: _Call, total: float
+) -> RemoteStoreError:
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "its endpoint"
+    tried = [f"{call.attempts} attempt{'' if call.attempts == 1 else 's'}"] if call.attempts else []
+    if call.last_problem:
+        tried.append(f"last failure: {call.last_problem}")
+    detail = f" ({'; '.join(tried)})" if tried else ""
+    return RemoteStoreError(
+        f"cannot {action} s3://{bucket}/{key}: S3 at {endpoint} did not answer within "
+        f"{total:g} s{detail}; check the network and "
+        f"AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3, or allow more time with {TIMEOUT_VAR} "
+        f"(seconds, default {S3Timeouts().total:g})"
+    )
+
+
+class _Call:
+    """One bounded ``S3Store`` call, as its helper thread's S3 attempts see it."""
+
+    def __init__(self, deadline: float, done: Any) -> None:
+        self.deadline = deadline
+        self.done = done  # a threading.Event, set when the call has finished
+        self.attempts = 0
+        self.last_problem = ""
+        self.late = False  # the caller has given up
+        self.refused = False  # an attempt was refused for being after the deadline
+
+
+def _current_call() -> _Call | None:
+    """The ``_Call`` this thread runs, if it is an ``S3Store`` helper thread."""
+    import threading  # imported by boto3 long before: the sidecar's cold start needs neither
+
+    return getattr(threading.current_thread(), "s3_call", None)
+
+
+class _DeadlinePassed(Exception):
+    """Raised inside botocore to stop a call that its caller has already given up on."""
+
+
+def _refuse_late_attempts(**kwargs: Any) -> None:
+    call = _current_call()
+    if call is None:
+        return
+    if call.late or time.monotonic() >= call.deadline:
+        call.refused = True
+        raise _DeadlinePassed("the call's deadline has passed")
+    call.attempts += 1
+
+
+def _note_failed_attempt(response: Any = None, caught_exception: Any = None, **kwargs: Any) -> None:
+    call = _current_call()
+    if call is None:
+        return
+    if caught_exception is not None:
+        call.last_problem = type(caught_exception).__name__
+    elif response is not None:
+        status = response[0].status_code
+        if status >= 400:
+            code = response[1].get("Error", {}).get("Code", "")
+            call.last_problem = f"HTTP {status} {code}".rstrip()
 
 
 def _supports_if_none_match(client: Any) -> bool:
@@ -198,7 +383,11 @@ def _is_broken_stream(error: Exception) -> bool:
     return isinstance(error, kinds)
 
 
-def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStoreError:
+def _explain(
+    error: Exception, action: str, bucket: str, key: str, timeouts: S3Timeouts
+) -> RemoteStoreError:
+    if isinstance(error, RemoteStoreError):
+        return error
     where = f"s3://{bucket}/{key}"
     code = error_code(error)
     if code in NO_SUCH_KEY and action == "read":
@@ -243,6 +432,18 @@ def _explain(error: Exception, action: str, bucket: str, key: str) -> RemoteStor
         return RemoteStoreError(
             f"cannot {action} {where}: S3 could not be reached, even after retries ({error}); "
             "check the network and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3"
+            + (
+                f" ({CONNECT_TIMEOUT_VAR} allows {timeouts.connect:g} s to connect)"
+                if name == "ConnectTimeoutError"
+                else ""
+            )
+        )
+    if name == "ReadTimeoutError":
+        return RemoteStoreError(
+            f"cannot {action} {where}: S3 did not answer within {timeouts.read:g} s, even "
+            f"after retries ({error}); check the network and AWS_ENDPOINT_URL / "
+            f"AWS_ENDPOINT_URL_S3, or allow more time with {READ_TIMEOUT_VAR} (seconds, "
+            f"default {S3Timeouts().read:g})"
         )
     detail = f"{code}: {error}" if code else f"{name}: {error}"
     return RemoteStoreError(f"cannot {action} {where} ({detail})")

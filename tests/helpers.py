@@ -124,7 +124,8 @@ class Fault:
 
     ``kind``: ``status`` answers ``status``/``code`` without forwarding; ``lose`` forwards,
     then answers ``status``/``code`` as if the reply was lost; ``truncate`` forwards and
-    sends only half of the body before closing the connection.
+    sends only half of the body before closing the connection; ``hang`` reads the request
+    and never answers (a black hole: the connection stays open until the proxy stops).
     """
 
     method: str
@@ -148,6 +149,7 @@ class FlakyProxy:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -198,6 +200,10 @@ class FlakyProxy:
         if fault is not None and fault.kind == "status":
             _send_error(handler, fault.status, fault.code)
             return
+        if fault is not None and fault.kind == "hang":
+            self.stopping.wait()
+            handler.close_connection = True
+            return
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=10)
         forwarded = {
             k: v
@@ -236,6 +242,7 @@ class FlakyProxy:
 
     def stop(self) -> None:
         """Stop serving (if it ever started), free the port and join the thread."""
+        self.stopping.set()
         if self.thread.is_alive():
             self.server.shutdown()
             self.thread.join(timeout=5)

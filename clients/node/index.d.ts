@@ -115,6 +115,21 @@ export class CumulusMessageAdapterExecutionError extends Error {
   signal?: string;
 }
 
+/**
+ * Thrown when the next message is over Step Functions' limit for a state's output
+ * (STEP_FUNCTIONS_LIMIT bytes of UTF-8 JSON, or CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES;
+ * 0 turns the check off): set ReplaceConfig so the adapter offloads the large part to S3.
+ */
+export class MessageTooLargeError extends Error {
+  constructor(size: number, limit: number, variable: string);
+  name: 'MessageTooLargeError';
+  command: 'createNextEvent';
+  /** Bytes of UTF-8 JSON of the next message. */
+  size: number;
+  /** The limit it exceeds, in bytes. */
+  limit: number;
+}
+
 export interface MessageAdapterOptions {
   /**
    * Start the adapter with this argv instead of finding it through
@@ -177,3 +192,5 @@ export function generateCMASpawnArguments(
 export function getMessageGranules(message: object, limit?: number): string[];
 
 export const DEFAULT_DEADLINE_MARGIN_MS: number;
+/** Step Functions' limit for a state's output: 262144 bytes of UTF-8 JSON. */
+export const STEP_FUNCTIONS_LIMIT: number;

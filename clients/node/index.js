@@ -3,8 +3,8 @@
 // A drop-in replacement for @cumulus/cumulus-message-adapter-js that keeps one message
 // adapter sidecar warm across invocations instead of starting one per invocation.
 
-const { MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS } = require('./lib/adapter');
-const { CumulusMessageAdapterExecutionError } = require('./lib/errors');
+const { MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT } = require('./lib/adapter');
+const { CumulusMessageAdapterExecutionError, MessageTooLargeError } = require('./lib/errors');
 const { generateCMASpawnArguments } = require('./lib/command');
 const message = require('./lib/message');
 
@@ -53,6 +53,8 @@ module.exports = {
   CumulusMessageAdapterExecutionError,
   DEFAULT_DEADLINE_MARGIN_MS,
   MessageAdapter,
+  MessageTooLargeError,
+  STEP_FUNCTIONS_LIMIT,
   close,
   configure,
   generateCMASpawnArguments,

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from message_adapter.bundle import (
     BundleTooLarge,
     build_bundle,
     check_lambda_limits,
+    main_py,
     trim_botocore,
 )
 from message_adapter.cli.app import cli
@@ -386,6 +388,106 @@ def test_zip_inside_the_bundle_is_refused_before_building(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "must be outside the bundle directory" in result.output
     assert not out.exists()
+
+
+def test_bundle_without_pyinstaller_fails_at_once_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "PyInstaller", None)  # as if it were not installed
+
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["bundle", str(tmp_path / "cma")])
+
+    assert time.monotonic() - started < 2  # nothing was vendored first
+    assert result.exit_code == 1
+    assert "PyInstaller is needed" in result.output and "--no-exe" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_build_leaves_no_partial_directory_and_keeps_the_earlier_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = tmp_path / "cma"
+    earlier.mkdir()
+    (earlier / MANIFEST).write_text('{"python": "3.11"}')
+    (earlier / "__main__.py").write_text("# the earlier bundle")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip cannot get the dependencies
+
+    result = CliRunner().invoke(cli, ["bundle", str(earlier), "--no-exe", "--force"])
+
+    assert result.exit_code == 1
+    assert "pip could not vendor the dependencies" in result.output
+    assert [entry.name for entry in tmp_path.iterdir()] == ["cma"]
+    assert (earlier / "__main__.py").read_text() == "# the earlier bundle"
+
+
+def _bundle_main(tmp_path: Path, built_for: str) -> Path:
+    """A directory holding only the bundle's ``__main__.py`` for Python ``built_for``."""
+    directory = tmp_path / "bundle"
+    directory.mkdir()
+    (directory / "__main__.py").write_text(main_py(built_for))
+    return directory
+
+
+def _checkout_env() -> dict[str, str]:
+    """The adapter importable from the checkout (standing in for the vendored packages)."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_bundle_directory_runs_with_the_python_it_was_built_for(tmp_path: Path) -> None:
+    directory = _bundle_main(tmp_path, f"{sys.version_info.major}.{sys.version_info.minor}")
+
+    done = _run(
+        [PYTHON, directory, "stream"],
+        stream_input(("loadNestedEvent", NESTED)),
+        _checkout_env(),
+        tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.answers() == [NESTED_ANSWER]
+
+
+def test_bundle_directory_run_by_another_python_hands_over_to_its_executable(
+    tmp_path: Path,
+) -> None:
+    directory = _bundle_main(tmp_path, "3.99")
+    (directory / "cma_bin").mkdir()
+    executable = directory / "cma_bin" / "cma"
+    executable.write_text(
+        f'#!/bin/sh\necho "cma_bin/cma $*" >&2\nexec {PYTHON} -m message_adapter "$@"\n'
+    )
+    executable.chmod(0o755)
+
+    done = _run(
+        [PYTHON, directory, "stream", "--structured-errors"],
+        stream_input(("loadNestedEvent", NESTED)),
+        _checkout_env(),
+        tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.answers() == [NESTED_ANSWER]
+    assert done.stderr == b"cma_bin/cma stream --structured-errors\n"
+
+
+def test_bundle_directory_run_by_another_python_without_executable_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    directory = _bundle_main(tmp_path, "3.99")
+
+    done = _run(
+        [PYTHON, directory, "stream"],
+        stream_input(("loadNestedEvent", NESTED)),
+        _checkout_env(),
+        tmp_path,
+    )
+
+    assert (done.returncode, done.stdout) == (1, b"")
+    message = done.stderr.decode()
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"was built for Python 3.99, but {PYTHON} is Python {here}" in message
+    assert "Run it with a Python 3.99" in message and "without --no-exe" in message
 
 
 # ---- the Python client through the bundle -------------------------------------------------

@@ -4,6 +4,7 @@ Behaviour tests run against a real sidecar (the checkout's console script) and i
 each test starts from no sidecar, so environment changes reach the next one it spawns.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,12 +27,19 @@ sys.path.insert(0, str(REPO / "clients" / "python"))
 import run_cumulus_task as client  # noqa: E402
 from run_cumulus_task import (  # noqa: E402
     AdapterProcessError,
+    AdapterTimeoutError,
     MessageAdapterError,
+    MessageTooLargeError,
     SchemaValidationError,
     context_dict,
     run_cumulus_task,
 )
-from run_cumulus_task.sidecar import Sidecar, adapter_command, get_sidecar  # noqa: E402
+from run_cumulus_task.sidecar import (  # noqa: E402
+    Sidecar,
+    adapter_command,
+    command_timeout,
+    get_sidecar,
+)
 
 from tests.helpers import wait_until  # noqa: E402
 
@@ -325,6 +334,86 @@ def test_malformed_message_raises_message_adapter_error(mode: str) -> None:
 # ---- S3 ----------------------------------------------------------------------------------
 
 
+# ---- Step Functions' limit on the next message ---------------------------------------------
+
+LIMIT = 262144
+
+
+def returning_text(size: int) -> Any:
+    """A task whose output is a string of ``size`` characters."""
+    return lambda event, context: "x" * size
+
+
+def next_message_size(text_size: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Bytes of compact JSON of the next message when the task returns that much text."""
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "0")
+    result = run_cumulus_task(returning_text(text_size), message())
+    monkeypatch.delenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES")
+    return len(json.dumps(result, separators=(",", ":")).encode())
+
+
+def test_next_message_over_the_step_functions_limit_fails_the_invocation(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = next_message_size(300_000, monkeypatch)
+
+    with pytest.raises(MessageTooLargeError) as raised:
+        run_cumulus_task(returning_text(300_000), message())
+
+    error = raised.value
+    assert (error.name, error.command) == ("MessageTooLargeError", "createNextEvent")
+    assert f"the next message is {size} bytes of JSON, over Step Functions' limit of" in str(error)
+    assert f"{LIMIT} bytes" in str(error) and "set ReplaceConfig" in str(error)
+    assert isinstance(error, MessageAdapterError)
+
+
+def test_next_message_of_exactly_the_limit_is_returned(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_size = LIMIT - next_message_size(0, monkeypatch)
+
+    result = run_cumulus_task(returning_text(text_size), message())
+
+    assert len(json.dumps(result, separators=(",", ":")).encode()) == LIMIT
+    with pytest.raises(MessageTooLargeError, match=f"is {LIMIT + 1} bytes"):
+        run_cumulus_task(returning_text(text_size + 1), message())
+
+
+def test_multibyte_characters_count_as_their_utf8_bytes(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 000 characters of 3 bytes each: over the limit in bytes, not in characters.
+    with pytest.raises(MessageTooLargeError, match=r"is 3\d{5} bytes"):
+        run_cumulus_task(lambda event, context: "\u20ac" * 100_000, message())
+
+
+def test_output_limit_can_be_changed_for_runs_outside_step_functions(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "1000")
+    with pytest.raises(MessageTooLargeError, match="limit of 1000 bytes"):
+        run_cumulus_task(returning_text(1000), message())
+
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "0")
+    assert len(run_cumulus_task(returning_text(300_000), message())["payload"]) == 300_000
+
+
+def test_invalid_output_limit_is_named(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES", "256k")
+
+    with pytest.raises(ValueError, match="CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES='256k' is not"):
+        run_cumulus_task(echo, message())
+
+
+def test_a_workflow_error_message_is_not_checked_against_the_limit(mode: str) -> None:
+    # The incoming message came through Step Functions, so it is within the limit already.
+    def fail(event: dict, context: Any) -> Any:
+        raise Exception("NoGranulesWorkflowError")
+
+    big = message(payload={"text": "x" * 300_000})
+    assert run_cumulus_task(fail, big)["exception"] == "NoGranulesWorkflowError"
+
+
 def test_offloaded_message_is_loaded_back_by_the_next_task(
     mode: str, s3_env: dict, s3: Any, bucket: str
 ) -> None:
@@ -542,6 +631,87 @@ def test_sidecar_interrupted_mid_command_is_not_reused(sidecar_mode: None) -> No
         run_cumulus_task(echo, message())
     assert run_cumulus_task(echo, message())["payload"] == message()["payload"]
     assert get_sidecar().pid not in (None, pid)
+
+
+# ---- the invocation's deadline -----------------------------------------------------------
+
+
+class ExpiringContext(LambdaContext):
+    """A Lambda context whose invocation has ``remaining_ms`` left at every call."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        super().__init__()
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def stopped_sidecar(sidecar_mode: None) -> Any:
+    """The warm sidecar's pid, after SIGSTOP: it accepts requests and never answers."""
+    run_cumulus_task(echo, message())
+    pid = get_sidecar().pid
+    os.kill(pid, signal.SIGSTOP)
+    yield pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_command_may_take_the_time_left_less_a_margin() -> None:
+    assert command_timeout(10_000, {}) == 9.5
+
+
+def test_the_margin_never_takes_more_than_half_the_time_left() -> None:
+    assert command_timeout(600, {}) == 0.3
+
+
+def test_the_margin_is_set_in_milliseconds() -> None:
+    assert command_timeout(10_000, {"CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS": "2000"}) == 8
+
+
+def test_no_deadline_without_a_known_time_left() -> None:
+    assert [command_timeout(value, {}) for value in (None, 0, -5, "soon")] == [None] * 4
+
+
+def test_stopped_sidecar_is_killed_at_the_deadline(stopped_sidecar: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(AdapterTimeoutError) as raised:
+        run_cumulus_task(echo, message(), ExpiringContext(1500))
+    elapsed = time.monotonic() - started
+
+    assert 1.0 <= elapsed < 2.0  # 1.5 s left, less the 0.5 s margin
+    error = raised.value
+    assert (error.name, error.command) == ("AdapterTimeout", "loadAndUpdateRemoteEvent")
+    assert "did not answer loadAndUpdateRemoteEvent within 1 s" in error.message
+    assert isinstance(error, AdapterProcessError)
+    assert get_sidecar().pid is None
+
+
+def test_sidecar_that_missed_the_deadline_is_replaced(stopped_sidecar: int) -> None:
+    with pytest.raises(AdapterTimeoutError):
+        run_cumulus_task(echo, message(), ExpiringContext(400))
+
+    assert run_cumulus_task(echo, message(), ExpiringContext(60_000))["payload"] == {
+        "granules": [{"granuleId": "g1"}]
+    }
+    assert get_sidecar().pid not in (None, stopped_sidecar)
+
+
+def test_request_larger_than_the_pipe_to_a_stopped_sidecar_times_out(
+    stopped_sidecar: int,
+) -> None:
+    big = message(payload={"text": "x" * 1_000_000})  # the write itself blocks
+
+    with pytest.raises(AdapterTimeoutError, match="did not answer loadAndUpdateRemoteEvent"):
+        run_cumulus_task(echo, big, ExpiringContext(400))
+
+
+def test_context_without_remaining_time_sets_no_deadline(sidecar_mode: None) -> None:
+    sidecar = get_sidecar()
+
+    assert sidecar.call_within(LambdaContext()) == sidecar.call
+    assert sidecar.call_within({"function_name": "f"}) == sidecar.call
 
 
 def test_sidecar_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:

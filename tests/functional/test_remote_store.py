@@ -5,7 +5,10 @@ in test_s3_flow.py; this file covers how the store reaches S3 and copes when S3 
 """
 
 import email.utils
+import json
+import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,6 +25,8 @@ from tests.helpers import (
     port_is_free,
     put_json,
     run_adapter,
+    stream_input,
+    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("s3_env")
@@ -277,3 +282,149 @@ def test_object_that_is_not_json_is_named(s3: Any, bucket: str) -> None:
 
     with pytest.raises(RemoteStoreError, match=rf"s3://{bucket}/events/a does not hold JSON"):
         S3Store().get_json(bucket, "events/a")
+
+
+# ---- every call is bounded in time -----------------------------------------------------------
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each attempt waits 0.3 s for an answer; a whole call may take 1 s."""
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT", "0.3")
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT", "1")
+
+
+def test_read_from_s3_that_never_answers_fails_at_the_timeout(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, short_timeouts: None
+) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", kind="hang", times=100)
+    store = S3Store()
+    store.client  # noqa: B018 (made before the clock starts, as in a warm sidecar)
+
+    started = time.monotonic()
+    with pytest.raises(RemoteStoreError) as raised:
+        store.get_json(bucket, "events/a")
+    elapsed = time.monotonic() - started
+
+    assert 1 <= elapsed < 2
+    message = str(raised.value)
+    where = f"cannot read s3://{bucket}/events/a: S3 at {flaky_s3.endpoint}"
+    assert f"{where} did not answer within 1 s" in message
+    assert "CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT" in message
+    assert flaky_s3.count("GET") >= 2  # attempts timed out and were retried meanwhile
+
+
+def test_write_to_s3_that_never_answers_fails_at_the_timeout(
+    bucket: str, flaky_s3: FlakyProxy, short_timeouts: None
+) -> None:
+    flaky_s3.fail("PUT", kind="hang", times=100)
+    store = S3Store()
+    store.client  # noqa: B018
+
+    started = time.monotonic()
+    with pytest.raises(RemoteStoreError, match=r"cannot write s3://.*did not answer within 1 s"):
+        store.put_json(bucket, "events/a", b'{"ok":1}')
+
+    assert time.monotonic() - started < 2
+
+
+def test_no_attempt_starts_after_the_timeout(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, short_timeouts: None
+) -> None:
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", kind="hang", times=100)
+    with pytest.raises(RemoteStoreError):
+        S3Store().get_json(bucket, "events/a")
+    attempts = flaky_s3.count("GET")
+
+    # The attempt in flight at the deadline ends at its read timeout, and so does the call.
+    wait_until(lambda: not any(t.name == "cma-s3" for t in threading.enumerate()), timeout=2)
+
+    assert flaky_s3.count("GET") == attempts
+
+
+def test_s3_that_keeps_failing_is_given_up_at_the_timeout_naming_the_last_failure(
+    s3: Any,
+    bucket: str,
+    flaky_s3: FlakyProxy,
+    short_timeouts: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "50")  # retries outlast the timeout, always
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", status=503, code="SlowDown", times=100)
+
+    with pytest.raises(RemoteStoreError) as raised:
+        S3Store().get_json(bucket, "events/a")
+
+    message = str(raised.value)
+    assert "did not answer within 1 s" in message
+    assert "last failure: HTTP 503 SlowDown" in message
+
+
+def test_request_that_hangs_once_is_retried_within_the_timeout(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT", "0.3")
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", kind="hang")
+
+    assert S3Store().get_json(bucket, "events/a") == {"ok": 1}
+    assert flaky_s3.count("GET") == 2
+
+
+def test_read_timeout_of_the_last_attempt_names_its_setting(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT", "0.3")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", kind="hang")
+
+    with pytest.raises(RemoteStoreError) as raised:
+        S3Store().get_json(bucket, "events/a")
+
+    message = str(raised.value)
+    assert "did not answer within 0.3 s" in message
+    assert "CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT" in message
+
+
+def test_invalid_timeout_setting_is_named(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT", "soon")
+
+    with pytest.raises(RemoteStoreError, match="CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT='soon' is not"):
+        S3Store().get_json(bucket, "events/a")
+
+
+def test_sidecar_answers_a_hung_s3_within_the_timeout_and_serves_the_next_request(
+    s3: Any, bucket: str, flaky_s3: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the overall timeout, five attempts of 1 s each would take over 5 s.
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_READ_TIMEOUT", "1")
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT", "1.5")
+    put_json(s3, bucket, "events/a", {"ok": 1})
+    flaky_s3.fail("GET", kind="hang", times=100)
+    stored = {"Bucket": bucket, "Key": "events/a", "TargetPath": "$.payload"}
+
+    run = run_adapter(
+        "stream",
+        "--structured-errors",
+        "--verbose",
+        stdin=stream_input(
+            ("loadAndUpdateRemoteEvent", {"event": {"payload": {}, "replace": stored}}),
+            ("loadNestedEvent", {"event": {"payload": [1]}}),
+        ),
+    )
+
+    error_frame, answer_frame, end = run.stdout.split(b"\n<EOC>\n")
+    assert (run.returncode, end) == (0, b"")
+    assert error_frame.startswith(b"<ERROR>\n")
+    error = json.loads(error_frame[len(b"<ERROR>\n") :])
+    assert error["name"] == "RemoteStoreError"
+    assert "did not answer within 1.5 s" in error["message"]
+    assert "CUMULUS_MESSAGE_ADAPTER_S3_TIMEOUT" in error["message"]
+    assert json.loads(answer_frame) == {"input": [1], "config": {}}
+    took = re.search(rb"loadAndUpdateRemoteEvent took ([\d.]+) ms", run.stderr)
+    assert took is not None, run.stderr
+    assert float(took.group(1)) < 4000  # 1.5 s, plus importing boto3 and making the client

@@ -4,8 +4,10 @@
 // one queue, one at a time, to one sidecar, which is started on first use, replaced when
 // it dies or misses a deadline, and restarted when the environment that locates it changes.
 
-const { CumulusMessageAdapterExecutionError } = require('./errors');
-const { adapterFromCommand, adapterFromEnvironment } = require('./command');
+const { CumulusMessageAdapterExecutionError, MessageTooLargeError } = require('./errors');
+const {
+  adapterFromCommand, adapterFromEnvironment, adapterProblem, bundlePython,
+} = require('./command');
 const { log } = require('./log');
 const { setCumulusEnvironment } = require('./message');
 const { Sidecar } = require('./sidecar');
@@ -13,6 +15,8 @@ const { Sidecar } = require('./sidecar');
 const ERROR_FRAME = '<ERROR>\n';
 const STDERR_KEEP = 1 << 20; // characters of adapter stderr kept for error messages
 const DEFAULT_DEADLINE_MARGIN_MS = 500;
+const STEP_FUNCTIONS_LIMIT = 256 * 1024; // bytes of UTF-8 JSON in a state's output
+const LIMIT_VARIABLE = 'CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES';
 
 const hasAssignedPayload = (message) => message != null
   && message.payload !== undefined && message.input === undefined && message.config === undefined;
@@ -21,6 +25,30 @@ const isNestedEvent = (message) => message != null
   && message.input !== undefined && message.config !== undefined;
 
 const isCmaMessage = (message) => message != null && message.cma !== undefined;
+
+/** The largest next message allowed, in bytes (0: no check), from the environment. */
+function outputLimit(env = process.env) {
+  const text = env[LIMIT_VARIABLE];
+  if (!text) return STEP_FUNCTIONS_LIMIT;
+  const limit = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(limit)) {
+    throw new Error(`${LIMIT_VARIABLE}=${JSON.stringify(text)} is not a number of bytes (0 for `
+      + `no limit); unset it for Step Functions' limit (${STEP_FUNCTIONS_LIMIT})`);
+  }
+  return limit;
+}
+
+/**
+ * Throw MessageTooLargeError when the next message's JSON text is over the limit. The
+ * text is what the adapter answered, as compact as what Lambda will send; its UTF-8 size is
+ * counted only when its length leaves the answer in doubt (at most 3 bytes a UTF-16 unit).
+ */
+function checkOutputSize(text) {
+  const limit = outputLimit();
+  if (!limit || text.length * 3 <= limit) return;
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > limit) throw new MessageTooLargeError(size, limit, LIMIT_VARIABLE);
+}
 
 /** `{"key":json,...}` from [key, json text] pairs; a pair whose json is undefined is left out. */
 function jsonObject(pairs) {
@@ -34,6 +62,19 @@ function jsonObject(pairs) {
 
 function describeCommand(spec) {
   return [spec.file, ...spec.args, 'stream', '--structured-errors'].join(' ');
+}
+
+/**
+ * For an adapter started as `python DIR` that could not import its packages (a bundle made
+ * before its __main__.py checked the Python version): what to set.
+ */
+function importHint(spec) {
+  if (spec.key === 'explicit' || spec.args.length !== 1) return '';
+  const built = bundlePython(spec.args[0]);
+  if (!built) return '';
+  return `(the bundle in ${spec.args[0]} was built for Python ${built}, per its cma-bundle.json; `
+    + `if ${spec.file} is another version, put a python ${built} first on PATH, or set `
+    + 'USE_CMA_BINARY=true to run its cma_bin/cma)\n';
 }
 
 class MessageAdapter {
@@ -122,6 +163,8 @@ class MessageAdapter {
     const { env } = process;
     const key = `${env.PATH}\0${env.CUMULUS_MESSAGE_ADAPTER_DIR}\0${env.USE_CMA_BINARY}`;
     if (this.specCache.key !== key) {
+      const problem = adapterProblem(env);
+      if (problem) throw Object.assign(new Error(problem), { adapterNotFound: true });
       const found = adapterFromEnvironment(env);
       this.specCache = { key, spec: { ...found, key: JSON.stringify([found.file, ...found.args]) } };
     }
@@ -146,8 +189,9 @@ class MessageAdapter {
         sidecar = this._sidecarFor();
       } catch (error) {
         const spec = this.explicit || this.specCache.spec;
+        const what = error.adapterNotFound || !spec ? '' : ` (${describeCommand(spec)})`;
         this._settle(item, new CumulusMessageAdapterExecutionError(
-          `could not start the message adapter (${spec ? describeCommand(spec) : '?'}): ${error.message}`,
+          `could not start the message adapter${what}: ${error.message}`,
           { command: item.command, cause: error },
         ));
         continue;
@@ -220,6 +264,8 @@ class MessageAdapter {
         message = `the message adapter (${describeCommand(sidecar.spec)}) exited `
           + `(${info.signal ? `signal ${info.signal}` : `code ${info.code}`}) `
           + `without answering ${item.command}, and wrote nothing on stderr`;
+      } else if (/ModuleNotFoundError|ImportError/.test(message)) {
+        message += importHint(sidecar.spec);
       }
       log('error', `message adapter: ${message.trim().split('\n').pop()}`, {
         event: 'adapter_exited', command: item.command,
@@ -309,16 +355,18 @@ class MessageAdapter {
           + `${JSON.stringify(nestedEvent)}`);
       }
       const taskOutput = await TaskFunction(nestedEvent, context);
-      const nextMessage = await this._call('createNextEvent', jsonObject([
+      const next = await this._call('createNextEvent', jsonObject([
         ['event', loaded.text],
         ['handler_response', JSON.stringify(taskOutput)],
         ['message_config', JSON.stringify(nestedEvent.messageConfig)],
         ['schemas', schemasJson],
-      ]), context, mark);
+      ]), context, mark, true);
+      const nextMessage = next.value;
       if (isNestedEvent(nextMessage)) {
         throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
           + `${JSON.stringify(nextMessage)}`);
       }
+      checkOutputSize(next.text);
       return nextMessage;
     } catch (error) {
       const name = error == null ? undefined : error.name;
@@ -367,4 +415,6 @@ class MessageAdapter {
   }
 }
 
-module.exports = { MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS };
+module.exports = {
+  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, outputLimit,
+};

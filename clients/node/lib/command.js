@@ -3,7 +3,8 @@
 // Where the adapter is and how to start it, decided as the published client decides it:
 // CUMULUS_MESSAGE_ADAPTER_DIR (default ./cumulus-message-adapter) run as `python DIR stream`
 // when an executable `python` is on PATH and USE_CMA_BINARY is not "true", otherwise the
-// bundled executable `DIR/cma_bin/cma stream`.
+// bundled executable `DIR/cma_bin/cma stream`. (A bundle's __main__.py runs its cma_bin/cma
+// itself when that `python` is not the version it was built for.)
 
 const fs = require('fs');
 const path = require('path');
@@ -47,6 +48,58 @@ function adapterFromEnvironment(env = process.env) {
   return { file: `${adapterDir}/cma_bin/cma`, args: [] };
 }
 
+/** The Python version a bundle directory was built for (its cma-bundle.json), if known. */
+function bundlePython(adapterDir) {
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(adapterDir, 'cma-bundle.json'), 'utf8'));
+    return typeof manifest.python === 'string' ? manifest.python : undefined;
+  } catch (error) {
+    return undefined;
+  }
+}
+
+/**
+ * Why the adapter that the environment points at cannot be started, or undefined when it
+ * can: checked before spawning, so the error names the variable to set rather than being
+ * Python's "can't open file".
+ */
+function adapterProblem(env = process.env) {
+  const given = env.CUMULUS_MESSAGE_ADAPTER_DIR;
+  const adapterDir = given ?? DEFAULT_ADAPTER_DIR;
+  const where = given === undefined
+    ? `CUMULUS_MESSAGE_ADAPTER_DIR is not set, and the default ${DEFAULT_ADAPTER_DIR} `
+      + `(in ${process.cwd()})`
+    : `CUMULUS_MESSAGE_ADAPTER_DIR=${given}`;
+  let isDir = false;
+  try {
+    isDir = fs.statSync(adapterDir).isDirectory();
+  } catch (error) {
+    // reported below
+  }
+  if (!isDir) {
+    return `${where} is not a directory: set CUMULUS_MESSAGE_ADAPTER_DIR to the message `
+      + 'adapter\'s directory (/opt/ for the Lambda layer; `cumulus-message-adapter bundle` writes one)';
+  }
+  const { file, args } = adapterFromEnvironment(env);
+  const built = bundlePython(adapterDir);
+  const aPython = built ? `a python ${built} (the bundle's, per cma-bundle.json)` : 'a python';
+  if (args.length === 0 && !isExecutableFile(file)) {
+    const why = env.USE_CMA_BINARY === 'true'
+      ? 'USE_CMA_BINARY=true asks for it'
+      : 'no `python` is on PATH';
+    return `${where} holds no executable cma_bin/cma, and ${why}: build the bundle with its `
+      + `executable (\`cumulus-message-adapter bundle\` without --no-exe), or put ${aPython} on `
+      + `PATH${env.USE_CMA_BINARY === 'true' ? ' and unset USE_CMA_BINARY' : ''}`;
+  }
+  if (args.length > 0 && !fs.existsSync(path.join(adapterDir, '__main__.py'))) {
+    return `${where} holds no __main__.py, so \`python ${adapterDir}\` cannot run it: point `
+      + 'CUMULUS_MESSAGE_ADAPTER_DIR at a message adapter bundle'
+      + (isExecutableFile(path.join(adapterDir, 'cma_bin', 'cma'))
+        ? ', or set USE_CMA_BINARY=true to run its cma_bin/cma' : '');
+  }
+  return undefined;
+}
+
 /** `{file, args}` from an explicit command: an argv array or a single executable path. */
 function adapterFromCommand(command) {
   const argv = typeof command === 'string' ? [command] : command;
@@ -79,6 +132,8 @@ module.exports = {
   adapterEnvironment,
   adapterFromCommand,
   adapterFromEnvironment,
+  adapterProblem,
+  bundlePython,
   findOnPath,
   generateCMASpawnArguments,
 };

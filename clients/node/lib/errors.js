@@ -19,4 +19,22 @@ class CumulusMessageAdapterExecutionError extends Error {
   }
 }
 
-module.exports = { CumulusMessageAdapterExecutionError };
+/**
+ * Thrown when the next message is over Step Functions' limit for a state's output (256 KiB
+ * of UTF-8 JSON, unless CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES says otherwise): returned,
+ * it would fail the execution later with an opaque States.DataLimitExceeded.
+ */
+class MessageTooLargeError extends Error {
+  constructor(size, limit, variable) {
+    super(`the next message is ${size} bytes of JSON, over Step Functions' limit of ${limit} `
+      + `bytes for a state's output (${variable}); set ReplaceConfig in the task's parameters `
+      + '(e.g. "ReplaceConfig": {"Path": "$.payload", "TargetPath": "$.payload", "MaxSize": '
+      + '100000}) so the adapter stores the large part in S3 and passes a reference');
+    this.name = 'MessageTooLargeError';
+    this.command = 'createNextEvent';
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+module.exports = { CumulusMessageAdapterExecutionError, MessageTooLargeError };

@@ -7,7 +7,9 @@ const assert = require('node:assert/strict');
 const path = require('path');
 
 const cma = require('..');
-const { devAdapterDir, lambdaContext, pathWithPython } = require('./helpers');
+const {
+  devAdapterDir, lambdaContext, pathWithPython, withEnv,
+} = require('./helpers');
 
 const SCHEMAS = path.join(__dirname, 'fixtures', 'schemas');
 
@@ -193,11 +195,11 @@ test('a context without getRemainingTimeInMillis works (no deadline)', async () 
 test('multi-byte text split over many pipe chunks and lone surrogates survive the round trip', async () => {
   const text = '\u00e9\u2603\ud83d\ude00'.repeat(60000); // ~540 KB of 2-, 3- and 4-byte UTF-8
   const odd = 'lone \ud800 and \udfff surrogates';
-  const next = await cma.runCumulusTask(
+  const next = await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: '0' }, () => cma.runCumulusTask(
     (event) => ({ text: event.input.text, odd: event.input.odd, copy: `${event.input.odd}!` }),
     message({ payload: { text, odd } }),
     lambdaContext(),
-  );
+  ));
   assert.equal(next.payload.text, text);
   assert.equal(next.payload.odd, odd);
   assert.equal(next.payload.copy, `${odd}!`);
@@ -213,4 +215,70 @@ test('concurrent invocations through the shared adapter keep their own results',
     lambdaContext(),
   ));
   (await Promise.all(runs)).forEach((next, i) => assert.deepEqual(next.payload, { i, collection: 'MOD09GQ' }));
+});
+
+// ---- Step Functions' limit on the next message ----
+
+const LIMIT = 262144;
+const returning = (value) => () => value;
+
+/** Bytes of UTF-8 JSON of the next message when the task returns `value`, with no limit. */
+async function nextMessageSize(value) {
+  const next = await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: '0' }, () => cma.runCumulusTask(returning(value), message(), lambdaContext()));
+  return Buffer.byteLength(JSON.stringify(next));
+}
+
+test('a next message over Step Functions\' limit fails the invocation with its size and the fix', async () => {
+  const text = 'x'.repeat(300000);
+  const size = await nextMessageSize(text);
+  await assert.rejects(cma.runCumulusTask(returning(text), message(), lambdaContext()), (error) => {
+    assert.ok(error instanceof cma.MessageTooLargeError);
+    assert.equal(error.name, 'MessageTooLargeError');
+    assert.equal(error.command, 'createNextEvent');
+    assert.deepEqual([error.size, error.limit], [size, LIMIT]);
+    assert.match(error.message, new RegExp(`the next message is ${size} bytes of JSON, over Step Functions' limit of ${LIMIT} bytes`));
+    assert.match(error.message, /set ReplaceConfig/);
+    return true;
+  });
+});
+
+test('a next message of exactly the limit is returned; one byte more is not', async () => {
+  const pad = LIMIT - (await nextMessageSize(''));
+  const next = await cma.runCumulusTask(returning('x'.repeat(pad)), message(), lambdaContext());
+  assert.equal(Buffer.byteLength(JSON.stringify(next)), LIMIT);
+  await assert.rejects(
+    cma.runCumulusTask(returning('x'.repeat(pad + 1)), message(), lambdaContext()),
+    (error) => error instanceof cma.MessageTooLargeError && error.size === LIMIT + 1,
+  );
+});
+
+test('multi-byte characters count as their UTF-8 bytes', async () => {
+  // 100 000 characters: under the limit in UTF-16 units, 300 000 bytes in UTF-8.
+  await assert.rejects(
+    cma.runCumulusTask(returning('\u20ac'.repeat(100000)), message(), lambdaContext()),
+    (error) => error instanceof cma.MessageTooLargeError && error.size > 300000,
+  );
+});
+
+test('CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES changes the limit; 0 turns the check off', async () => {
+  await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: '1000' }, () => assert.rejects(
+    cma.runCumulusTask(returning('x'.repeat(1000)), message(), lambdaContext()),
+    (error) => error instanceof cma.MessageTooLargeError && error.limit === 1000,
+  ));
+  const next = await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: '0' }, () => cma.runCumulusTask(returning('x'.repeat(300000)), message(), lambdaContext()));
+  assert.equal(next.payload.length, 300000);
+});
+
+test('an invalid CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES is named', async () => {
+  await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: '256k' }, () => assert.rejects(
+    cma.runCumulusTask(returning(1), message(), lambdaContext()),
+    /CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES="256k" is not a number of bytes/,
+  ));
+});
+
+test('a WorkflowError message is not checked against the limit', async () => {
+  const big = message({ payload: { text: 'x'.repeat(300000) } });
+  const fail = () => { const error = new Error('nothing found'); error.name = 'NoGranulesWorkflowError'; throw error; };
+  const next = await cma.runCumulusTask(fail, big, lambdaContext());
+  assert.equal(next.exception, 'NoGranulesWorkflowError');
 });

@@ -28,15 +28,20 @@ from typing import Any
 
 from run_cumulus_task.errors import (
     AdapterProcessError,
+    AdapterTimeoutError,
     MessageAdapterError,
+    MessageTooLargeError,
     SchemaValidationError,
     adapter_error,
 )
+from run_cumulus_task.limits import check_message_size, check_output_size, output_limit
 from run_cumulus_task.sidecar import decode, encode, get_sidecar, stop_sidecar
 
 __all__ = [
     "AdapterProcessError",
+    "AdapterTimeoutError",
     "MessageAdapterError",
+    "MessageTooLargeError",
     "SchemaValidationError",
     "adapter_mode",
     "context_dict",
@@ -183,8 +188,7 @@ def _run_in_sidecar(
     schemas: dict | None,
     taskargs: dict,
 ) -> Any:
-    sidecar = get_sidecar()
-    call = sidecar.call
+    call = get_sidecar().call_within(context)
     # The full message goes back and forth as the sidecar's own JSON bytes: it is never
     # decoded here, and a task cannot change it.
     full = call(
@@ -208,20 +212,21 @@ def _run_in_sidecar(
         response_json = encode(response)
     except (TypeError, ValueError) as error:
         raise TypeError(f"the task's return value is not JSON: {error}") from None
-    return decode(
-        call(
-            "createNextEvent",
-            b'{"event":'
-            + full
-            + b',"handler_response":'
-            + response_json
-            + b',"message_config":'
-            + encode(message_config)
-            + b',"schemas":'
-            + schemas_json
-            + b"}",
-        )
+    next_json = call(
+        "createNextEvent",
+        b'{"event":'
+        + full
+        + b',"handler_response":'
+        + response_json
+        + b',"message_config":'
+        + encode(message_config)
+        + b',"schemas":'
+        + schemas_json
+        + b"}",
     )
+    # The answer is one line of compact JSON: its length is the message's size.
+    check_output_size(len(next_json) - next_json.endswith(b"\n"), output_limit())
+    return decode(next_json)
 
 
 # ---- in-process mode ------------------------------------------------------------------------
@@ -268,7 +273,9 @@ def _run_in_process(
     except Exception as error:
         return _workflow_error_message(error, cumulus_message, context)
     with _adapter_errors("createNextEvent"):
-        return adapter.create_next_event(response, full, message_config)
+        next_message = adapter.create_next_event(response, full, message_config)
+    check_message_size(next_message, output_limit())
+    return next_message
 
 
 class _adapter_errors:

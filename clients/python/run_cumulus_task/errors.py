@@ -32,6 +32,14 @@ class AdapterProcessError(MessageAdapterError):
     """The adapter sidecar could not be found or started, or it died mid-command."""
 
 
+class AdapterTimeoutError(AdapterProcessError):
+    """The sidecar did not answer before the invocation's deadline; it was killed."""
+
+
+class MessageTooLargeError(MessageAdapterError):
+    """The next message is over Step Functions' limit for a state's output (256 KiB)."""
+
+
 @lru_cache(maxsize=1)
 def _schema_error_type() -> type[SchemaValidationError]:
     try:

@@ -5,6 +5,11 @@ reuses it), commands are serialized with a lock, a dead child is replaced on the
 call, and the child is ended when the interpreter exits. Failed commands come back as
 ``<ERROR>`` frames (protocol.md) and are raised as ``MessageAdapterError``.
 
+With a Lambda context, each command must be answered before the invocation's deadline
+(``get_remaining_time_in_millis()`` less a margin, ``CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS``,
+default 500, but never more than half the time left): a child that misses it is killed,
+the command raises ``AdapterTimeoutError``, and the next call starts a new child.
+
 Which adapter is started (``adapter_command``):
 
 1. ``CUMULUS_MESSAGE_ADAPTER_DIR`` set (a bundle, e.g. a Lambda layer at ``/opt``):
@@ -29,15 +34,24 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from run_cumulus_task.errors import AdapterProcessError, MessageAdapterError, adapter_error
+from run_cumulus_task.errors import (
+    AdapterProcessError,
+    AdapterTimeoutError,
+    MessageAdapterError,
+    adapter_error,
+)
 
 STREAM_ARGS = ("stream", "--structured-errors")
 LARGE_DOCUMENT = 64 * 1024
 SCRIPT = "cumulus-message-adapter"
+DEADLINE_MARGIN_MS = 500
+MARGIN_VARIABLE = "CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS"
 
 # ---- JSON: msgspec when installed (several times faster), else the standard library ------
 
@@ -165,6 +179,7 @@ class Sidecar:
         self._process: subprocess.Popen | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._stderr_thread: threading.Thread | None = None
+        self._watchdog = _Watchdog()
 
     @property
     def pid(self) -> int | None:
@@ -177,10 +192,16 @@ class Sidecar:
         with self._lock:
             self._ensure()
 
-    def call(self, command: str, request: bytes) -> bytes:
-        """Send one request (compact JSON bytes); return the answer's JSON bytes."""
+    def call(self, command: str, request: bytes, timeout: float | None = None) -> bytes:
+        """Send one request (compact JSON bytes); return the answer's JSON bytes.
+
+        With ``timeout`` (seconds), a child that has not answered by then is killed and
+        ``AdapterTimeoutError`` is raised; the next call starts a new child.
+        """
         with self._lock:
             process = self._ensure()
+            if timeout is not None:
+                self._watchdog.arm(process, time.monotonic() + timeout)
             try:
                 process.stdin.write(command.encode() + b"\n" + request + b"\n<EOC>\n")
                 process.stdin.flush()
@@ -193,15 +214,34 @@ class Sidecar:
                 end = b""  # a broken pipe: the child is gone; explained below
             except BaseException:
                 # Interrupted mid-frame: the stream is out of step, the child cannot be reused.
+                self._watchdog.disarm()
                 self._process = None
                 process.kill()
                 self._reap(process)
                 raise
+            if timeout is not None and self._watchdog.disarm():
+                raise self._timed_out(command, timeout)
             if end.strip() != b"<EOC>":
                 raise self._died(command)
             if failed:
                 raise self._frame_error(line, command)
             return line
+
+    def call_within(self, context: Any) -> Callable[[str, bytes], bytes]:
+        """``call`` bounded by the invocation's deadline that ``context`` tells, if any.
+
+        The time left is read from ``context.get_remaining_time_in_millis()`` at each call
+        (as the Lambda runtime's context offers); without it, calls have no deadline.
+        """
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(remaining):
+            return self.call
+        call = self.call
+
+        def bounded(command: str, request: bytes) -> bytes:
+            return call(command, request, command_timeout(remaining()))
+
+        return bounded
 
     def close(self) -> None:
         """End the child: ``<EXIT>``, then SIGTERM, then SIGKILL if it lingers."""
@@ -229,6 +269,7 @@ class Sidecar:
         """Drop the child without touching it (in a forked child process)."""
         self._lock = threading.Lock()
         self._process = None
+        self._watchdog = _Watchdog()
 
     def _ensure(self) -> subprocess.Popen:
         process = self._process
@@ -281,6 +322,22 @@ class Sidecar:
             command,
         )
 
+    def _timed_out(self, command: str, timeout: float) -> AdapterTimeoutError:
+        process, self._process = self._process, None
+        if process is not None:
+            self._reap(process)
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=1)
+        tail = " | ".join(line.strip() for line in self._stderr_tail if line.strip())
+        return AdapterTimeoutError(
+            f"the message adapter ({' '.join(self.command)}) did not answer {command} within "
+            f"{timeout:.3g} s (the invocation's remaining time less {MARGIN_VARIABLE}); it "
+            "was killed and the next call starts a new one"
+            + (f"; its stderr: {tail}" if tail else ""),
+            "AdapterTimeout",
+            command,
+        )
+
     @staticmethod
     def _reap(process: subprocess.Popen) -> int | None:
         for stream in (process.stdin, process.stdout):
@@ -291,6 +348,84 @@ class Sidecar:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+
+
+def command_timeout(remaining_ms: Any, environ: Any = None) -> float | None:
+    """Seconds a command may take when ``remaining_ms`` are left in the invocation.
+
+    The margin (``CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS``, default 500) leaves time to
+    report the failure before Lambda ends the invocation, but never takes more than half of
+    what is left. ``None`` (no deadline) when the time left is unknown or not positive.
+    """
+    try:
+        remaining = float(remaining_ms)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < remaining < float("inf"):
+        return None
+    env = os.environ if environ is None else environ
+    text = env.get(MARGIN_VARIABLE)
+    try:
+        margin = float(text) if text else DEADLINE_MARGIN_MS
+    except ValueError:
+        raise ValueError(
+            f"{MARGIN_VARIABLE}={text!r} is not a number of milliseconds; unset it for the "
+            f"default ({DEADLINE_MARGIN_MS})"
+        ) from None
+    return max(remaining - margin, remaining / 2) / 1000
+
+
+class _Watchdog:
+    """Kills a child that has not answered by its deadline: one thread per sidecar.
+
+    ``arm`` and ``disarm`` cost a lock each; the thread sleeps until the earliest deadline
+    it knows of and is woken only when an earlier one is armed, so a warm invocation
+    rarely wakes it.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._process: subprocess.Popen | None = None
+        self._deadline: float | None = None
+        self._waking_at = float("inf")
+        self._fired = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, process: subprocess.Popen, deadline: float) -> None:
+        """Kill ``process`` at ``deadline`` (``time.monotonic()``) unless disarmed first."""
+        with self._condition:
+            self._process, self._deadline, self._fired = process, deadline, False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="cma-sidecar-deadline", daemon=True
+                )
+                self._thread.start()
+            elif deadline < self._waking_at:
+                self._condition.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the deadline had passed and the child was killed."""
+        with self._condition:
+            self._process = self._deadline = None
+            return self._fired
+
+    def _watch(self) -> None:
+        with self._condition:
+            while True:
+                deadline = self._deadline
+                if deadline is None:
+                    self._waking_at = float("inf")
+                    self._condition.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._waking_at = deadline
+                    self._condition.wait(left)
+                    continue
+                self._fired = True
+                self._deadline = None
+                with contextlib.suppress(OSError):
+                    self._process.kill()  # SIGKILL: a stopped or hung child ignores less
 
 
 def _relay_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
