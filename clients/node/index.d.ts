@@ -1,5 +1,8 @@
 // Type declarations for cumulus-message-adapter-client, the warm-sidecar drop-in for
-// @cumulus/cumulus-message-adapter-js.
+// @cumulus/cumulus-message-adapter-js. Every type the published client exports is exported
+// here under the same name, so TypeScript tasks can switch imports without other changes.
+
+import type { ChildProcessWithoutNullStreams } from 'child_process';
 
 /** A Cumulus workflow message (only the keys this client reads are spelled out). */
 export interface CumulusMessage {
@@ -35,6 +38,40 @@ export interface CMAMessage {
   cma?: { event?: object; [key: string]: any };
   replace?: { Bucket: string; Key: string; TargetPath?: string };
   [key: string]: any;
+}
+
+/** The published client's name for what the task function receives (see NestedEvent). */
+export interface LoadNestedEventInput {
+  input: unknown;
+  config: unknown;
+  messageConfig?: unknown;
+}
+
+/** A full (not remote) message whose payload a step has set: what runCumulusTask returns. */
+export interface CumulusMessageWithAssignedPayload extends CumulusMessage {
+  payload: {
+    granules?: { granuleId: string }[];
+    [key: string]: unknown;
+  } | null;
+  meta: {
+    workflow_name: string;
+    stack?: string;
+    input_granules?: { granuleId: string }[];
+    [key: string]: unknown;
+  };
+  replace?: { Bucket: string; Key: string; TargetPath?: string };
+}
+
+/** The published client's record of an adapter process's stderr. */
+export interface CumulusMessageAdapterError {
+  stderrBuffer: string;
+}
+
+/** The published client's handle on one adapter process. */
+export interface InvokeCumulusMessageAdapterResult {
+  cmaProcess: ChildProcessWithoutNullStreams;
+  errorObj: CumulusMessageAdapterError;
+  statusObj: { close: boolean };
 }
 
 /** What the task function receives: the answer of loadNestedEvent. */

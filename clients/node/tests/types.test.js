@@ -25,3 +25,14 @@ test('the declarations name every export of index.js', () => {
     assert.match(declarations, new RegExp(`export (declare )?(function|class|const) ${name}\\b`), name);
   }
 });
+
+test('the declarations export every type the published client exports', () => {
+  const fs = require('fs');
+  const published = path.join(CLIENT_DIR, 'node_modules', '@cumulus', 'cumulus-message-adapter-js', 'dist', 'types.d.ts');
+  const ours = fs.readFileSync(path.join(CLIENT_DIR, 'index.d.ts'), 'utf8');
+  const names = [...fs.readFileSync(published, 'utf8').matchAll(/export (?:declare )?(?:interface|type|class) (\w+)/g)].map((m) => m[1]);
+  assert.ok(names.includes('CumulusMessageWithAssignedPayload'), names.join(', '));
+  for (const name of names) {
+    assert.match(ours, new RegExp(`export (declare )?(interface|type|class) ${name}\\b`), name);
+  }
+});
