@@ -127,7 +127,7 @@ class BundleReport:
         if self.glibc and _version(self.glibc) > _version(LAMBDA_GLIBC):
             notes.append(
                 f"  warning: cma_bin/cma needs glibc {self.glibc}, newer than Lambda's Amazon "
-                f"Linux 2023 ({LAMBDA_GLIBC}); build the layer in a Lambda build image "
+                f"Linux 2023 ({LAMBDA_GLIBC}); build the layer with --portable "
                 "(see docs/bundle.md)"
             )
         return [

@@ -309,13 +309,17 @@ def _header(text: str, key: str) -> str | None:
     return None
 
 
+def _size(size: int) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"
+
+
 def check_versions(dist: Path) -> list[str]:
     """Every artifact carries ``__version__`` and the LICENSE; returns the summary lines."""
     lines, problems = [], []
     for artifact in sorted(dist.iterdir()):
         version, has_license = artifact_facts(artifact)
         lines.append(
-            f"  {artifact.name:<52} {artifact.stat().st_size / 2**20:7.1f} MB  "
+            f"  {artifact.name:<52} {_size(artifact.stat().st_size):>9}  "
             f"version {version}  {'LICENSE' if has_license else 'NO LICENSE'}"
         )
         if version != __version__:
