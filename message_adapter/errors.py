@@ -38,6 +38,14 @@ class TaskError(Exception):
         self.message = message
 
 
+class TaskOutputError(TaskError, TypeError):
+    """A task returned a result the adapter cannot pass on: not JSON (the message names the
+    type and where it is), or, for an ``--exec`` task, stdout that is not one JSON document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("TaskOutputError", message)
+
+
 def error_name(error: BaseException) -> str:
     """The name an error is reported under: a ``TaskError``'s own name, else its class's.
 

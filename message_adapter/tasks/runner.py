@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from message_adapter.errors import describe
+from message_adapter.errors import TaskOutputError, describe
 from message_adapter.jsonio import dumps
 from message_adapter.logs import task_environment
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.tasks.loading import Task, call_task
+from message_adapter.tasks.output import output_problem
 from message_adapter.tasks.workflow_errors import python_workflow_error, workflow_error_message
 
 # Step Functions' limits for SendTaskSuccess output and SendTaskFailure error/cause.
@@ -53,7 +54,8 @@ def run_message(
     Adapter errors propagate; so does a task's error, unless the task's WorkflowError rule
     (its ``workflow_error`` method, else the Python client's rule) accepts it. The task
     runs with ``EXECUTIONS``, ``GRANULES``, ... set from the message, as the Node client
-    sets them for ``@cumulus/logger``.
+    sets them for ``@cumulus/logger``. A result that is not JSON is a ``TaskOutputError``
+    (see ``output``).
     """
     full = adapter.load_and_update_remote_event(event=message, context=context)
     nested = adapter.load_nested_event(event=full, schemas=schemas)
@@ -66,6 +68,9 @@ def run_message(
         if exception is None:
             raise
         return RunResult(workflow_error_message(message, exception), exception)
+    problem = output_problem(response)
+    if problem is not None:
+        raise TaskOutputError(problem)
     return RunResult(
         adapter.create_next_event(
             event=full, handler_response=response, message_config=message_config, schemas=schemas

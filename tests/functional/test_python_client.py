@@ -4,8 +4,12 @@ Behaviour tests run against a real sidecar (the checkout's console script) and i
 each test starts from no sidecar, so environment changes reach the next one it spawns.
 """
 
+import collections
 import contextlib
 import copy
+import datetime
+import decimal
+import enum
 import json
 import os
 import signal
@@ -31,6 +35,7 @@ from run_cumulus_task import (  # noqa: E402
     MessageAdapterError,
     MessageTooLargeError,
     SchemaValidationError,
+    TaskOutputError,
     context_dict,
     run_cumulus_task,
 )
@@ -251,6 +256,53 @@ def test_error_without_arguments_is_reraised(mode: str) -> None:
 
     with pytest.raises(RuntimeError):
         run_cumulus_task(failing, message())
+
+
+# ---- what the task returns ----------------------------------------------------------------
+
+NOT_JSON = [
+    ({"granules": [{"date": datetime.datetime(2020, 1, 1)}]}, "$.granules[0].date", "datetime"),
+    ({"total": decimal.Decimal("1.5")}, "$.total", "decimal.Decimal"),
+    ({"ids": {1, 2}}, "$.ids", "set"),
+    ([object()], "$[0]", "object"),
+    ({"ratio": float("nan")}, "$.ratio", "nan"),
+    ({"by_flag": {True: 1}}, "$.by_flag", "key of type bool"),
+]
+
+
+@pytest.mark.parametrize(("result", "where", "what"), NOT_JSON, ids=lambda v: str(v)[:30])
+def test_result_that_is_not_json_is_a_task_output_error_naming_type_and_place(
+    mode: str, result: Any, where: str, what: str
+) -> None:
+    with pytest.raises(TaskOutputError) as raised:
+        run_cumulus_task(lambda event, context: result, message())
+    assert isinstance(raised.value, TypeError) and raised.value.name == "TaskOutputError"
+    assert str(raised.value).startswith(f"the task's result is not JSON: {where} ")
+    assert what in str(raised.value)
+
+
+def test_both_modes_refuse_a_result_with_the_same_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    messages = []
+    for mode in MODES:
+        monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", mode)
+        with pytest.raises(TaskOutputError) as raised:
+            run_cumulus_task(lambda event, context: {"at": datetime.date(2020, 1, 1)}, message())
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
+
+
+class Level(enum.IntEnum):
+    HIGH = 1
+
+
+def test_enums_named_tuples_and_ordered_dicts_pass_as_their_json(mode: str) -> None:
+    result = collections.OrderedDict(level=Level.HIGH, pair=(1, "a"), by_year={2017: "x"})
+    next_message = run_cumulus_task(lambda event, context: result, message())
+    assert json.loads(json.dumps(next_message))["payload"] == {
+        "level": 1,
+        "pair": [1, "a"],
+        "by_year": {"2017": "x"},
+    }
 
 
 # ---- CUMULUS_MESSAGE_ADAPTER_DISABLED ----------------------------------------------------

@@ -1,11 +1,20 @@
 """The shared core: one message through the adapter and a task, and the answers it makes."""
 
+import datetime
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from message_adapter.errors import MessageError, RemoteStoreError, TaskError
+from message_adapter.errors import (
+    MessageError,
+    RemoteStoreError,
+    TaskError,
+    TaskOutputError,
+    describe,
+)
 from message_adapter.jsonio import dumps
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.stores import LocalDirStore, MemoryStore
@@ -113,6 +122,31 @@ def test_other_task_errors_are_raised() -> None:
 def test_adapter_errors_are_raised() -> None:
     with pytest.raises(MessageError, match="task_config"):
         run_message(Adapter(MemoryStore()), echo_task, {**MESSAGE, "task_config": [1]})
+
+
+def test_result_that_is_not_json_is_a_task_output_error_naming_type_and_place() -> None:
+    def task(event: Any, context: Any) -> Any:
+        return {"granules": [{"date": datetime.datetime(2020, 1, 1)}]}
+
+    with pytest.raises(TaskOutputError) as raised:
+        run_message(Adapter(MemoryStore()), task, MESSAGE)
+    assert describe(raised.value) == {
+        "name": "TaskOutputError",
+        "message": "the task's result is not JSON: $.granules[0].date is of type "
+        "datetime.datetime; convert it with .isoformat()",
+    }
+
+
+def test_result_that_is_not_json_is_not_a_workflow_error() -> None:
+    with pytest.raises(TaskOutputError):
+        run_message(Adapter(MemoryStore()), lambda e, c: {"NoGranulesWorkflowError"}, MESSAGE)
+
+
+def test_nan_printed_by_an_exec_task_is_a_task_output_error() -> None:
+    script = "import sys; sys.stdin.read(); print('{\"ratio\": NaN}')"
+    task = ExecTask(f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}")
+    with pytest.raises(TaskOutputError, match=r"\$\.ratio is nan"):
+        run_message(Adapter(MemoryStore()), task, MESSAGE)
 
 
 def test_offloaded_payload_is_loaded_back_by_the_next_step(tmp_path: Path) -> None:

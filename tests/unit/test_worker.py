@@ -1,5 +1,6 @@
 """The activity worker against an in-memory Step Functions (moto has no GetActivityTask)."""
 
+import datetime
 import io
 import json
 import sys
@@ -165,6 +166,16 @@ def test_workflow_error_continues_the_workflow_with_exception_set() -> None:
     ]
     stop(worker, thread)
     assert task_lines(log)[0]["outcome"] == "workflow_error"
+
+
+def test_result_that_is_not_json_fails_with_task_output_error() -> None:
+    sfn = FakeStepFunctions()
+    worker, thread, _ = start(sfn, lambda event, context: {"when": datetime.date(2020, 1, 1)})
+    sfn.add("t1", {})
+    [(kind, _, (error, cause))] = sfn.wait_answers(1)
+    assert (kind, error) == ("failure", "TaskOutputError")
+    assert cause.startswith("the task's result is not JSON: $.when is of type datetime.date")
+    stop(worker, thread)
 
 
 def test_output_over_the_limit_fails_pointing_at_replace_config() -> None:

@@ -32,9 +32,11 @@ from run_cumulus_task.errors import (
     MessageAdapterError,
     MessageTooLargeError,
     SchemaValidationError,
+    TaskOutputError,
     adapter_error,
 )
 from run_cumulus_task.limits import check_message_size, check_output_size, output_limit
+from run_cumulus_task.output import output_problem
 from run_cumulus_task.sidecar import decode, encode, get_sidecar, stop_sidecar
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "MessageAdapterError",
     "MessageTooLargeError",
     "SchemaValidationError",
+    "TaskOutputError",
     "adapter_mode",
     "context_dict",
     "run_cumulus_task",
@@ -79,7 +82,8 @@ def run_cumulus_task(
     ``task_function(nested_event, context, **taskargs)`` gets ``{"input", "config", ...}``.
     A task exception whose first argument is a string containing ``WorkflowError`` yields
     the incoming message with ``payload: None`` and ``exception`` set to that string; other
-    task exceptions are re-raised. With ``CUMULUS_MESSAGE_ADAPTER_DISABLED=true`` the task
+    task exceptions are re-raised; a result that is not JSON (a ``datetime``, a ``set``...)
+    raises ``TaskOutputError``. With ``CUMULUS_MESSAGE_ADAPTER_DISABLED=true`` the task
     gets the raw message and its result is returned as is. ``cumulus_message`` is never
     modified. Adapter failures raise ``MessageAdapterError`` (schema failures
     ``SchemaValidationError``, also a ``jsonschema.ValidationError`` when jsonschema is
@@ -178,6 +182,13 @@ def _log_error(text: str, cumulus_message: Any, context: Any) -> None:
     cumulus_log.error(text)
 
 
+def _check_output(response: Any) -> None:
+    """``TaskOutputError`` unless the task's result is JSON (the adapter's own rule)."""
+    problem = output_problem(response)
+    if problem is not None:
+        raise TaskOutputError(problem)
+
+
 # ---- sidecar mode ---------------------------------------------------------------------------
 
 
@@ -208,10 +219,8 @@ def _run_in_sidecar(
         response = task_function(nested, context, **taskargs)
     except Exception as error:
         return _workflow_error_message(error, cumulus_message, context)
-    try:
-        response_json = encode(response)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"the task's return value is not JSON: {error}") from None
+    _check_output(response)
+    response_json = encode(response)
     next_json = call(
         "createNextEvent",
         b'{"event":'
@@ -272,6 +281,7 @@ def _run_in_process(
         response = task_function(nested, context, **taskargs)
     except Exception as error:
         return _workflow_error_message(error, cumulus_message, context)
+    _check_output(response)
     with _adapter_errors("createNextEvent"):
         next_message = adapter.create_next_event(response, full, message_config)
     check_message_size(next_message, output_limit())

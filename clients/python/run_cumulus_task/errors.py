@@ -1,4 +1,5 @@
-"""What ``run_cumulus_task`` raises when the adapter, not the task, fails.
+"""What ``run_cumulus_task`` raises when the adapter, not the task, fails, and when the task
+returns something the adapter cannot take (``TaskOutputError``).
 
 Every adapter failure is a ``MessageAdapterError`` carrying the adapter's error ``name``
 (``MessageError``, ``TemplateError``, ``RemoteStoreError``, ``ValidationError``...) and the
@@ -38,6 +39,19 @@ class AdapterTimeoutError(AdapterProcessError):
 
 class MessageTooLargeError(MessageAdapterError):
     """The next message is over Step Functions' limit for a state's output (256 KiB)."""
+
+
+class TaskOutputError(TypeError):
+    """The task returned something that is not JSON; the message names the type and where
+    it is (``$.granules[0].date``). A ``TypeError``, as the published client's
+    ``json.dumps`` failure was; ``.name`` is ``"TaskOutputError"``, as under the adapter's
+    ``run`` and ``activity``."""
+
+    name = "TaskOutputError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,191 @@
+"""What a task may return: the rule, its two copies (adapter and Python client), its speed path."""
+
+import collections
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from message_adapter.tasks import output as adapter_output
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "clients" / "python"))
+
+from run_cumulus_task import output as client_output  # noqa: E402
+
+
+class Level(enum.IntEnum):
+    HIGH = 1
+
+
+class Kind(str, enum.Enum):
+    DATA = "data"
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Name(str):
+    pass
+
+
+@dataclasses.dataclass
+class Granule:
+    granule_id: str
+
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+def cycle() -> list:
+    outer: list = []
+    outer.append({"again": outer})
+    return outer
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+ACCEPTED = [
+    None,
+    True,
+    0,
+    -(10**30),
+    1.5,
+    "text",
+    "\ud800",
+    [],
+    {},
+    {"granules": [{"granuleId": "g1", "size": 12, "ok": True, "note": None, "ratio": 0.5}]},
+    (1, "a"),
+    Pair(1, 2),
+    {2017: "a year as a key"},
+    collections.OrderedDict(a=1),
+    collections.defaultdict(list, a=[1]),
+    Level.HIGH,
+    Kind.DATA,
+    {Level.HIGH: 1, Kind.DATA: 2},
+    [1e308, 1e308],
+    nested(500),
+]
+
+REFUSED = [
+    ({"granules": [{"date": datetime.datetime(2020, 1, 1)}]}, "$.granules[0].date", "datetime"),
+    (datetime.date(2020, 1, 1), "$ ", "datetime.date; convert it with .isoformat()"),
+    ({"amount": decimal.Decimal("1.5")}, "$.amount ", "decimal.Decimal"),
+    ({"ids": {1, 2}}, "$.ids ", "of type set; convert it with list() or sorted()"),
+    ([object()], "$[0] ", "of type object"),
+    ({"raw": b"x"}, "$.raw ", "of type bytes"),
+    ({"id": uuid.UUID(int=1)}, "$.id ", "uuid.UUID"),
+    ({"a b": [1, float("nan")]}, "$['a b'][1] ", "nan, which JSON cannot hold"),
+    ([float("inf"), float("-inf")], "$[0] ", "inf"),
+    ({"flags": {True: 1}}, "$.flags ", "has a key of type bool"),
+    ({None: 1}, "$ ", "has a key of type NoneType"),
+    ({1.5: 1}, "$ ", "has a key of type float"),
+    ({(1, 2): 1}, "$ ", "has a key of type tuple"),
+    ({Name("k"): 1}, "$ ", "has a key of type"),
+    (Colour.RED, "$ ", "Colour"),
+    (Name("not a plain str"), "$ ", "convert it with str()"),
+    (Granule("g1"), "$ ", "dataclasses.asdict()"),
+    (cycle(), "$[0].again ", "a reference cycle"),
+    (nested(502), "$[0][0]", "nested more than 500 levels deep"),
+]
+
+
+@pytest.mark.parametrize("value", ACCEPTED, ids=repr)
+def test_json_values_are_accepted(value: Any) -> None:
+    assert adapter_output.output_problem(value) is None
+
+
+@pytest.mark.parametrize(("value", "where", "what"), REFUSED, ids=lambda v: repr(v)[:40])
+def test_other_values_are_refused_naming_the_place_and_the_type(
+    value: Any, where: str, what: str
+) -> None:
+    problem = adapter_output.output_problem(value)
+    assert problem.startswith(f"the task's result is not JSON: {where}")
+    assert what in problem
+
+
+@pytest.mark.parametrize(
+    "value", ACCEPTED + [refused for refused, _, _ in REFUSED], ids=lambda v: repr(v)[:40]
+)
+def test_the_python_client_applies_the_same_rule(value: Any) -> None:
+    assert client_output.output_problem(value) == adapter_output.output_problem(value)
+
+
+def test_the_python_clients_copy_is_the_adapters_code() -> None:
+    def code(module: Any) -> str:
+        text = Path(module.__file__).read_text()
+        return text[text.index('"""', 3) + 3 :]  # all but the module docstring
+
+    assert code(client_output) == code(adapter_output)
+
+
+@pytest.mark.parametrize("value", [v for v in ACCEPTED if v != "\ud800"], ids=repr)
+def test_accepted_values_are_written_alike_by_both_json_encoders(value: Any) -> None:
+    assert msgspec.json.decode(msgspec.json.encode(value)) == json.loads(json.dumps(value))
+
+
+def test_the_fast_walk_is_available_on_this_interpreter() -> None:
+    assert adapter_output._FAST and client_output._FAST
+
+
+def test_the_fast_walk_vouches_for_a_large_parsed_message() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from messages import make_message
+
+    message = msgspec.json.decode(msgspec.json.encode(make_message(200)))
+    assert adapter_output._certainly_json(message)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+ODD = st.sampled_from(
+    [datetime.date(2020, 1, 1), {1, 2}, decimal.Decimal(1), float("nan"), b"", object()]
+)
+ALMOST_JSON = st.recursive(
+    JSON | ODD | st.tuples(st.integers()),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text() | st.integers() | st.booleans() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(JSON)
+def test_the_fast_walk_vouches_for_any_json_with_string_keys(value: Any) -> None:
+    assert adapter_output._certainly_json(value)
+
+
+@given(ALMOST_JSON)
+@example([float("nan")])
+@example([[1], float("inf")])
+@example({"a": {True: 1}})
+@example([{None: 1}, {"b": 2}])
+@example({"a": [(1, 2)]})
+def test_the_fast_walk_never_vouches_for_what_the_plain_walk_refuses(value: Any) -> None:
+    if adapter_output._certainly_json(value):
+        assert adapter_output._first_problem(value) is None
