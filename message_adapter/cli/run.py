@@ -121,7 +121,23 @@ def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str
     help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.",
 )
 @click.option(
+    "--timeout",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="The task's time budget, as a Lambda's timeout: what "
+    "context.get_remaining_time_in_millis() counts down from. Not enforced.",
+)
+@click.option(
     "--pretty", is_flag=True, help="Indent the printed message (same JSON, two-space indent)."
+)
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="On failure, print the Python traceback (the task's own frames included) "
+    "before the one-line error.",
 )
 def run(
     args: tuple[str, ...],
@@ -129,14 +145,20 @@ def run(
     context_file: str | None,
     schemas: str | None,
     store_dir: str | None,
+    timeout: float,
     pretty: bool,
+    show_traceback: bool,
 ) -> None:
     """Run MESSAGE (a Cumulus message file, or - for stdin) through TASK; print the next message.
 
     \b
     loadAndUpdateRemoteEvent -> loadNestedEvent -> TASK -> createNextEvent
     A task error named ...WorkflowError prints the incoming message with payload null and
-    exception set (exit 0); any other error is one line on stderr and exit 1.
+    exception set (exit 0); any other error is one line on stderr and exit 1 (with
+    --traceback, after the traceback). A result that is not JSON (a datetime, a set...)
+    is a TaskOutputError naming the type and where it is. The task's context reads like a
+    Lambda context: context.function_name (also from a functionName key) and
+    context.get_remaining_time_in_millis().
     """
     from message_adapter.errors import describe
     from message_adapter.jsonio import dumps, dumps_pretty
@@ -147,18 +169,22 @@ def run(
     task_spec, message_file = _split_args(args, exec_command, ["TASK", "MESSAGE"])
     task = _load_task(task_spec, exec_command)
     message = _read_json(message_file, "MESSAGE")
-    context = None
+    fields = {}
     if context_file:
-        context = _read_json(context_file, "--context")
-        if not isinstance(context, dict):
+        fields = _read_json(context_file, "--context")
+        if not isinstance(fields, dict):
             raise click.BadParameter("must hold a JSON object", param_hint="--context")
-        context = TaskContext(context)
+    context = TaskContext(fields, timeout=timeout)
     adapter = Adapter(_store(store_dir))
     try:
         # A Python task's print() must not mix with the message on stdout.
         with contextlib.redirect_stdout(sys.stderr):
             result = run_message(adapter, task, message, context, parse_schemas(schemas))
     except Exception as error:
+        if show_traceback:
+            import traceback
+
+            traceback.print_exception(error)
         from message_adapter.logs import Logger, message_fields
 
         info = describe(error)

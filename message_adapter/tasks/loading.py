@@ -24,11 +24,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from message_adapter.errors import TaskError
+from message_adapter.errors import TaskError, TaskOutputError
 from message_adapter.jsonio import dumps, loads
 from message_adapter.tasks.workflow_errors import named_workflow_error, python_workflow_error
 
@@ -39,18 +40,45 @@ class TaskLoadError(Exception):
     """The task named on the command line cannot be found or loaded."""
 
 
-class TaskContext(dict):
-    """The context a Python task receives: a dict whose keys also read as attributes.
+DEFAULT_TIMEOUT = 900.0
+"""Seconds a task may run, as far as its context says, when no ``--timeout`` is given: the
+Lambda maximum, so a task that checks its remaining time behaves as in a long Lambda."""
 
-    Lambda tasks read ``context.function_name``; a dict from JSON reads
-    ``context["function_name"]``. Both work.
+
+class TaskContext(dict):
+    """The context a Python task receives: a dict that also reads like a Lambda context.
+
+    Keys read as attributes (``context.function_name``), and camelCase keys, as in a
+    context file written by hand or by ``scripts/demo`` (``functionName``,
+    ``invokedFunctionArn``, ``awsRequestId``...), also as their snake_case names.
+    ``get_remaining_time_in_millis()`` counts down from ``timeout`` seconds after the
+    context was made, as Lambda counts from the start of the invocation.
     """
 
+    def __init__(
+        self, fields: Any = (), /, *, timeout: float = DEFAULT_TIMEOUT, **more: Any
+    ) -> None:
+        super().__init__(fields, **more)
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left of the time budget (never below 0)."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
     def __getattr__(self, name: str) -> Any:
-        try:
+        if name in self:
             return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        camel = _camel_case(name)
+        if camel in self:
+            return self[camel]
+        raise AttributeError(
+            f"the task's context has no {name!r} (it has: {', '.join(map(str, self)) or 'nothing'})"
+        )
+
+
+def _camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def load_callable(spec: str) -> Task:
@@ -160,19 +188,17 @@ def exit_error(command: str, returncode: int, last_line: bytes | None) -> TaskEr
 def parse_output(command: str, stdout: bytes) -> Any:
     """The task's result from its stdout: exactly one JSON document."""
     if not stdout.strip():
-        raise TaskError(
-            "TaskOutputError",
+        raise TaskOutputError(
             f"task command {command!r} exited 0 but wrote nothing on stdout; it must print "
-            "its result as JSON (print null for no result)",
+            "its result as JSON (print null for no result)"
         )
     try:
         return loads(stdout)
     except ValueError as error:
         start = stdout[:200].decode("utf-8", "replace")
-        raise TaskError(
-            "TaskOutputError",
+        raise TaskOutputError(
             f"task command {command!r} wrote something other than one JSON document on "
-            f"stdout ({error}); send logs to stderr. Output began: {start!r}",
+            f"stdout ({error}); send logs to stderr. Output began: {start!r}"
         ) from None
 
 

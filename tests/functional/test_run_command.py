@@ -101,6 +101,61 @@ def test_run_other_error_is_one_cumulus_log_line_and_exit_1() -> None:
     assert record["error"] == {"name": "BadGranule", "message": "no"}
 
 
+def test_run_result_that_is_not_json_is_a_task_output_error(tmp_path: Path) -> None:
+    task = tmp_path / "dated.py"
+    task.write_text(
+        "import datetime\n"
+        "def handler(event, context):\n"
+        "    return {'granules': [{'date': datetime.date(2020, 1, 1)}]}\n"
+    )
+    done = cli(f"{task}:handler", "-", stdin=b"{}")
+    assert (done.returncode, done.stdout) == (1, b"")
+    (line,) = done.stderr.splitlines()
+    assert json.loads(line)["error"] == {
+        "name": "TaskOutputError",
+        "message": "the task's result is not JSON: $.granules[0].date is of type "
+        "datetime.date; convert it with .isoformat()",
+    }
+
+
+def test_run_traceback_shows_the_tasks_frames_then_the_one_line_error(tmp_path: Path) -> None:
+    task = tmp_path / "broken.py"
+    task.write_text("def handler(event, context):\n    return find_granules(event)\n")
+    done = cli("--traceback", f"{task}:handler", "-", stdin=b"{}")
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 1 and lines[0] == "Traceback (most recent call last):"
+    assert f'File "{task}", line 2, in handler' in done.stderr.decode()
+    assert json.loads(lines[-1])["message"] == "run: NameError: name 'find_granules' is not defined"
+
+
+def test_run_context_reads_like_a_lambda_context(tmp_path: Path) -> None:
+    context = write_json(
+        tmp_path / "context.json", {"functionName": "HelloWorld", "awsRequestId": "r-1"}
+    )
+    task = tmp_path / "ctx.py"
+    task.write_text(
+        "def handler(event, context):\n"
+        "    return [context.function_name, context.aws_request_id,\n"
+        "            context.get_remaining_time_in_millis()]\n"
+    )
+    done = cli(f"{task}:handler", "--context", context, "--timeout", "5", "-", stdin=b"{}")
+    name, request, remaining = json.loads(done.stdout)["payload"]
+    assert (name, request) == ("HelloWorld", "r-1") and 0 < remaining <= 5000
+
+
+def test_run_without_a_context_file_still_gives_a_context_with_the_default_budget(
+    tmp_path: Path,
+) -> None:
+    task = tmp_path / "ctx.py"
+    task.write_text(
+        "def handler(event, context):\n    return context.get_remaining_time_in_millis()\n"
+    )
+    done = cli(f"{task}:handler", "-", stdin=b'{"meta": {}}')
+    message = json.loads(done.stdout)
+    assert 800_000 < message["payload"] <= 900_000
+    assert "workflow_tasks" not in message["meta"]
+
+
 def test_run_passes_the_context_file(tmp_path: Path) -> None:
     context = write_json(tmp_path / "context.json", {"function_name": "ingest"})
     task = tmp_path / "ctx.py"

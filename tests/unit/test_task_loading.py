@@ -14,6 +14,7 @@ from message_adapter.tasks.loading import (
     load_callable,
     load_task,
 )
+from tests.helpers import wait_until
 
 NESTED = {"input": {"granules": [1, 2]}, "config": {"name": "MOD09GQ"}}
 
@@ -98,6 +99,40 @@ def test_context_reads_as_keys_and_as_attributes() -> None:
     assert context["function_name"] == context.function_name == "ingest"
     with pytest.raises(AttributeError):
         _ = context.missing
+
+
+def test_context_reads_camel_case_keys_as_snake_case_attributes() -> None:
+    context = TaskContext(
+        {"functionName": "ingest", "invokedFunctionArn": "arn:f", "awsRequestId": "r-1"}
+    )
+    assert (context.function_name, context.invoked_function_arn, context.aws_request_id) == (
+        "ingest",
+        "arn:f",
+        "r-1",
+    )
+    assert context.functionName == "ingest"
+
+
+def test_context_counts_down_the_remaining_time_from_its_timeout() -> None:
+    context = TaskContext(timeout=10)
+    first = context.get_remaining_time_in_millis()
+    assert 9_000 < first <= 10_000
+    assert context.get_remaining_time_in_millis() <= first
+
+
+def test_context_remaining_time_stops_at_zero() -> None:
+    context = TaskContext(timeout=0.01)
+    wait_until(lambda: context.get_remaining_time_in_millis() == 0, what="the budget spent")
+    assert context.get_remaining_time_in_millis() == 0
+
+
+def test_context_default_budget_is_the_lambda_maximum() -> None:
+    assert 899_000 < TaskContext().get_remaining_time_in_millis() <= 900_000
+
+
+def test_missing_context_attribute_names_what_the_context_has() -> None:
+    with pytest.raises(AttributeError, match="no 'memory_limit_in_mb'.*functionName"):
+        _ = TaskContext(functionName="f").memory_limit_in_mb
 
 
 def test_error_name_is_a_task_errors_own_name_else_the_class_name() -> None:
