@@ -28,6 +28,11 @@ class ProtocolError(AdapterError):
     """The stream framing was violated (unknown command, truncated frame, bad JSON)."""
 
 
+class ConfigurationError(AdapterError):
+    """A setting a command needs is missing (an AWS region, credentials); the message says
+    which, and how to provide it."""
+
+
 class TaskError(Exception):
     """A task failed with an error name of its own (an ``--exec`` task's stderr, or a
     task result the adapter cannot use, such as ``TaskOutputError``)."""

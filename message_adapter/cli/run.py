@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from typing import Any
 
@@ -242,6 +241,15 @@ def run(
 )
 @click.option("--worker-name", metavar="NAME", help="Name sent with each poll [host-pid].")
 @click.option(
+    "--timeout",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Each task's time budget (set it to the state's TimeoutSeconds): what "
+    "context.get_remaining_time_in_millis() counts down from. Not enforced.",
+)
+@click.option(
     "--schemas",
     metavar="SPEC",
     help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.",
@@ -254,15 +262,7 @@ def run(
     help="Use DIR/<bucket>/<key> instead of S3 (for local testing).",
 )
 def activity(
-    args: tuple[str, ...],
-    activity_arn: str,
-    exec_command: str | None,
-    concurrency: int,
-    heartbeat: float | None,
-    grace: float,
-    worker_name: str | None,
-    schemas: str | None,
-    store_dir: str | None,
+    args: tuple[str, ...], activity_arn: str, worker_name: str | None, **options: Any
 ) -> None:
     """Serve a Step Functions activity: poll, run TASK through the adapter, answer.
 
@@ -272,23 +272,83 @@ def activity(
     name and message. One JSON log line per task on stderr. SIGTERM/SIGINT: stop polling,
     let running tasks finish within --grace, answer everything, exit 0 (a second signal
     ends the grace period at once). Polls already waiting (up to 60 s) are let finish,
-    so a task they deliver is still answered.
+    so a task they deliver is still answered. A signal while the worker is starting
+    ends it at once (exit 0). The region is the ARN's; no region or no credentials
+    is one line on stderr and exit 2.
     """
+    from message_adapter.logs import Logger
+    from message_adapter.tasks.stop_signals import StopRequested, StopSignals
+    from message_adapter.tasks.worker_log import activity_name, default_worker_name, log_event
+
+    try:
+        signals = StopSignals()  # first: from here on a SIGTERM ends the worker cleanly
+        worker, task = _start_worker(args, activity_arn, worker_name, **options)
+        signals.attach(worker)
+    except StopRequested as stop:
+        # Import nothing here: the signal may have cut an import short.
+        name = activity_name(activity_arn)
+        log_event(
+            Logger(fields={"sender": name}),
+            "worker_stopped",
+            name,
+            worker_name or default_worker_name(),
+            signal=str(stop),
+            note="stopped while starting, before any poll",
+        )
+        _exit(0)
+    code = worker.run()
+    from message_adapter.tasks.loading import ExecTask
+
+    if isinstance(task, ExecTask):
+        task.kill_all()
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
+
+
+def _start_worker(
+    args: tuple[str, ...],
+    activity_arn: str,
+    worker_name: str | None,
+    *,
+    exec_command: str | None,
+    concurrency: int,
+    heartbeat: float | None,
+    grace: float,
+    timeout: float,
+    schemas: str | None,
+    store_dir: str | None,
+) -> tuple[Any, Any]:
+    """Everything slow before the first poll: AWS settings, the task, the clients."""
+    from message_adapter.errors import ConfigurationError
+    from message_adapter.tasks.worker import aws_session
+
+    (task_spec,) = _split_args(args, exec_command, ["TASK"])
+    schema_map = parse_schemas(schemas)
+    try:
+        session, region = aws_session(activity_arn)
+    except ConfigurationError as error:
+        click.echo(f"activity: {error}", err=True)
+        _exit(2)
+    task = _load_task(task_spec, exec_command)
+
     from message_adapter.sidecar.commands import Adapter
     from message_adapter.tasks.loading import ExecTask, TaskContext
     from message_adapter.tasks.runner import run_message
     from message_adapter.tasks.worker import ActivityWorker, activity_name, make_sfn_clients
 
-    (task_spec,) = _split_args(args, exec_command, ["TASK"])
-    task = _load_task(task_spec, exec_command)
     adapter = Adapter(_store(store_dir))
-    schema_map = parse_schemas(schemas)
-    context = TaskContext(activityArn=activity_arn, functionName=activity_name(activity_arn))
+    fields = {"activityArn": activity_arn, "functionName": activity_name(activity_arn)}
 
     def handle(message: Any) -> Any:
+        context = TaskContext(fields, timeout=timeout)  # per task: its own time budget
         return run_message(adapter, task, message, context, schema_map)
 
-    poller, answerer = make_sfn_clients(concurrency)
+    poller, answerer = make_sfn_clients(concurrency, session, region)
     worker = ActivityWorker(
         answerer,
         activity_arn,
@@ -299,18 +359,6 @@ def activity(
         heartbeat=heartbeat,
         grace=grace,
         on_deadline=task.kill_all if isinstance(task, ExecTask) else None,
+        region=region,
     )
-    signals_seen = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        signals_seen.append(signum)
-        worker.stop(now=len(signals_seen) > 1)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    code = worker.run()
-    if isinstance(task, ExecTask):
-        task.kill_all()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
+    return worker, task

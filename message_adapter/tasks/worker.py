@@ -6,12 +6,16 @@ for a stop request and then for the slots to drain. Every task a slot receives i
 answered exactly once (``Job.claim``): by its slot, or with a failure by the shutdown
 deadline, whichever comes first. Several processes on one activity never see the same
 task token, since Step Functions hands each task to one poll.
+
+Starting is the slow part (botocore, the task's own imports): ``stop_signals`` takes
+SIGTERM and SIGINT before it, and ``aws_session`` checks the region and the credentials
+before any task is polled for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import socket
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from message_adapter.aws import FATAL_POLL, backoff_delay, error_code, is_transient
-from message_adapter.errors import MessageError
+from message_adapter.errors import ConfigurationError, MessageError
 from message_adapter.jsonio import loads
 from message_adapter.logs import Logger, message_fields
 from message_adapter.tasks.runner import Answer, RunResult, answer_for, answer_for_error, failure
+from message_adapter.tasks.worker_log import activity_name, default_worker_name, log_event
 
 Handler = Callable[[Any], RunResult]
 
@@ -32,16 +37,10 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
 
 
-def activity_name(activity_arn: str) -> str:
-    """The activity's name: the last part of its ARN."""
-    return activity_arn.rsplit(":", 1)[-1]
-
-
-def default_worker_name() -> str:
-    """``<host>-<pid>``: unique per process, and recognisable in the activity's history."""
-    import os
-
-    return f"{socket.gethostname()}-{os.getpid()}"[:80]
+def arn_region(activity_arn: str) -> str | None:
+    """The region an ARN names (``arn:aws:states:REGION:ACCOUNT:activity:NAME``), or None."""
+    parts = activity_arn.split(":")
+    return parts[3] if len(parts) > 4 and parts[0] == "arn" and parts[3] else None
 
 
 @dataclass
@@ -81,11 +80,13 @@ class ActivityWorker:
         sleep: Callable[[float], None] | None = None,
         poller: Any = None,
         log_fields: dict[str, Any] | None = None,
+        region: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.sfn = sfn
         self.poller = poller or sfn
+        self.region = region
         self.activity_arn = activity_arn
         self.activity = activity_name(activity_arn)
         self.handle = handle
@@ -120,8 +121,13 @@ class ActivityWorker:
 
     def run(self) -> int:
         """Serve until stopped and drained; 0 after a clean stop, 1 if polling was impossible."""
+        if self._stopping.is_set():  # stopped before it began: nothing to drain
+            self._done.set()
+            self._log("worker_stopped", **self.counts)
+            return 0
         self._log(
             "worker_started",
+            **({"region": self.region} if self.region else {}),
             concurrency=self.concurrency,
             heartbeat=self.heartbeat,
             grace=self.grace,
@@ -334,35 +340,61 @@ class ActivityWorker:
         fields: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        """One Cumulus-format line (see ``logs``) with the event and its details beside."""
-        details = " ".join(f"{key}={value}" for key, value in extra.items() if key != "error")
-        if extra.get("error"):
-            details += f" error={extra['error']}"
-        self.logger.log(
-            level,
-            f"{event}: {details}" if details else event,
-            fields,
-            event=event,
-            activity=self.activity,
-            worker=self.worker_name,
-            **extra,
+        log_event(self.logger, event, self.activity, self.worker_name, level, fields, **extra)
+
+
+def aws_session(activity_arn: str) -> tuple[Any, str]:
+    """``(botocore session, region)`` for serving ``activity_arn``, or a ``ConfigurationError``.
+
+    The region is the one the ARN names (an activity lives in one region), else
+    ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's, as for the AWS CLI.
+    Credentials are resolved once here, by botocore's usual chain (environment, profile,
+    container or instance role), so a worker without them stops at start instead of
+    failing every poll.
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    region = (
+        arn_region(activity_arn)
+        or os.environ.get("AWS_REGION")
+        or session.get_config_variable("region")  # AWS_DEFAULT_REGION, then the profile's
+    )
+    if not region:
+        raise ConfigurationError(
+            f"no AWS region: the activity ARN {activity_arn!r} names none and none is "
+            "configured; give the full ARN (arn:aws:states:REGION:ACCOUNT:activity:NAME) "
+            "or set AWS_REGION"
         )
+    if session.get_credentials() is None:
+        raise ConfigurationError(
+            "no AWS credentials found (environment, AWS_PROFILE, shared credentials file, "
+            "container or instance role); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or AWS_PROFILE, or run with a role"
+        )
+    return session, region
 
 
-def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:
-    """``(poller, answerer)``: Step Functions clients from the standard AWS settings.
+def make_sfn_clients(
+    concurrency: int, session: Any = None, region: str | None = None
+) -> tuple[Any, Any]:
+    """``(poller, answerer)``: Step Functions clients of ``session`` in ``region`` (by
+    default, a new botocore session with the standard AWS settings, and its region).
 
     The poller never retries inside botocore: a retried GetActivityTask could hide a
     task delivered on a connection that then broke, so every poll error reaches the
     worker, which logs it and backs off. Its read timeout outlasts the 60 s long poll.
     The answerer (answers, heartbeats) retries throttling and transient errors itself.
     """
-    import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session()
-    poller = session.client(
+    if session is None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+    poller = session.create_client(
         "stepfunctions",
+        region_name=region,
         config=Config(
             read_timeout=70,
             connect_timeout=10,
@@ -370,8 +402,9 @@ def make_sfn_clients(concurrency: int) -> tuple[Any, Any]:
             retries={"mode": "standard", "total_max_attempts": 1},
         ),
     )
-    answerer = session.client(
+    answerer = session.create_client(
         "stepfunctions",
+        region_name=region,
         config=Config(
             connect_timeout=10,
             read_timeout=30,

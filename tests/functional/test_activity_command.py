@@ -1,168 +1,138 @@
-"""The activity worker against an in-memory Step Functions (moto has no GetActivityTask)."""
+"""The `activity` command as a process: signals at any moment, and AWS settings at start.
 
-import io
+Step Functions is never reached: the endpoint is a dead loopback port, so a started
+worker keeps polling (and backing off) until it is stopped.
+"""
+
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
-from typing import Any
+from pathlib import Path
 
-from botocore.exceptions import ClientError
+import pytest
 
-from message_adapter.sidecar.commands import Adapter
-from message_adapter.tasks.runner import run_message
-from message_adapter.tasks.worker import (
-    ActivityWorker,
-)
+from tests.helpers import DEAD_ENDPOINT, wait_until
 
 ARN = "arn:aws:states:us-east-1:000000000000:activity:ingest"
+NO_AWS_FILES = {
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-role lookup: loopback only
+}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
 
 
-def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "Op",
-    )
+def aws_env(**settings: str) -> dict[str, str]:
+    """This environment without any AWS setting, then ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    return {**env, **NO_AWS_FILES, "AWS_ENDPOINT_URL": DEAD_ENDPOINT, **settings}
 
 
-class FakeStepFunctions:
-    """Tasks go in with ``add``; polls wait up to ``poll_wait`` s; answers are recorded."""
+class Worker:
+    """``activity`` in a child process, its stderr JSON lines collected as they come."""
 
-    def __init__(self, poll_wait: float = 0.05) -> None:
-        self.poll_wait = poll_wait
-        self.cond = threading.Condition()
-        self.queue: list[tuple[str, str]] = []
-        self.answers: list[tuple[str, str, Any]] = []  # (kind, token, output or (error, cause))
-        self.heartbeats: list[str] = []
-        self.errors: dict[str, list[Exception]] = {}  # operation -> errors to raise first
-        self.polls = 0
+    def __init__(self, *args: str, env: dict[str, str], arn: str = ARN, block_sigterm=False):
+        command = [sys.executable, "-m", "message_adapter", "activity", "--activity-arn", arn]
+        # A SIGTERM blocked here stays blocked in the child until it unblocks it: the
+        # way to send one "at once" without racing the interpreter's own start.
+        mask = {signal.SIGTERM} if block_sigterm else set()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+        try:
+            self.process = subprocess.Popen(
+                [*command, *args], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def add(self, token: str, message: Any) -> None:
-        with self.cond:
-            self.queue.append((token, json.dumps(message)))
-            self.cond.notify_all()
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.decode())
 
-    def fail_next(self, operation: str, *errors: Exception) -> None:
-        self.errors.setdefault(operation, []).extend(errors)
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
 
-    def _raise_queued(self, operation: str) -> None:
-        queued = self.errors.get(operation)
-        if queued:
-            raise queued.pop(0)
+    def events(self) -> list[str]:
+        return [record["event"] for record in self.records()]
 
-    def get_activity_task(self, activityArn: str, workerName: str) -> dict:
-        assert activityArn == ARN and workerName
-        with self.cond:
-            self.polls += 1
-        self._raise_queued("get_activity_task")
-        with self.cond:
-            self.cond.wait_for(lambda: self.queue, timeout=self.poll_wait)
-            if not self.queue:
-                return {}
-            token, raw = self.queue.pop(0)
-        return {"taskToken": token, "input": raw}
+    def wait_for(self, event: str, timeout: float = 60.0) -> dict:
+        wait_until(
+            lambda: event in self.events() or self.process.poll() is not None,
+            timeout=timeout,
+            what=f"log line {event}",
+        )
+        assert event in self.events(), "".join(self.lines)
+        return next(record for record in self.records() if record["event"] == event)
 
-    def send_task_success(self, taskToken: str, output: str) -> None:
-        self._raise_queued("send_task_success")
-        with self.cond:
-            self.answers.append(("success", taskToken, json.loads(output)))
-            self.cond.notify_all()
-
-    def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:
-        self._raise_queued("send_task_failure")
-        with self.cond:
-            self.answers.append(("failure", taskToken, (error, cause)))
-            self.cond.notify_all()
-
-    def send_task_heartbeat(self, taskToken: str) -> None:
-        with self.cond:
-            self.heartbeats.append(taskToken)
-
-    def wait_answers(self, count: int, timeout: float = 5.0) -> list:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.answers) >= count, timeout), self.answers
-            return list(self.answers)
+    def finish(self, timeout: float = 30.0) -> int:
+        """Wait for the exit status and for the last stderr line."""
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout)
+        return code
 
 
-class Store:
-    def get_json(self, bucket: str, key: str) -> Any:
-        raise AssertionError("no store access expected")
-
-    put_json = get_json
-
-
-def handler_for(task):
-    adapter = Adapter(Store())
-    return lambda message: run_message(adapter, task, message)
-
-
-def start(
-    sfn: FakeStepFunctions, task, **options: Any
-) -> tuple[ActivityWorker, threading.Thread, io.StringIO]:
-    log = io.StringIO()
-    worker = ActivityWorker(
-        sfn,
-        ARN,
-        handler_for(task),
-        worker_name="test-worker",
-        log=log,
-        sleep=lambda seconds: None,
-        **options,
-    )
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
-    thread.start()
-    thread.result = result  # type: ignore[attr-defined]
-    return worker, thread, log
-
-
-def stop(worker: ActivityWorker, thread: threading.Thread, timeout: float = 5.0) -> int:
-    worker.stop()
-    thread.join(timeout)
-    assert not thread.is_alive(), "worker did not stop"
-    return thread.result[0]  # type: ignore[attr-defined]
-
-
-def task_lines(log: io.StringIO) -> list[dict]:
-    records = [json.loads(line) for line in log.getvalue().splitlines()]
-    return [record for record in records if record["event"] == "task"]
-
-
-# ---- answers ----------------------------------------------------------------------------
-
-
-# ---- the `activity` command -------------------------------------------------------------
-
-
-def test_activity_command_exits_0_on_sigterm() -> None:
-    # The endpoint refuses connections, so the worker backs off between polls.
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "message_adapter",
-            "activity",
-            "--activity-arn",
-            ARN,
-            "--exec",
-            "cat",
-        ],
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    events = [json.loads(line)["event"] for line in stderr.decode().splitlines()]
+def test_sigterm_once_polling_exits_0_with_the_stop_logged() -> None:
+    worker = Worker("--exec", "cat", env=aws_env(AWS_DEFAULT_REGION="us-east-1", **CREDENTIALS))
+    worker.wait_for("worker_started")
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0, "".join(worker.lines)
+    events = worker.events()
     assert events[0] == "worker_started" and events[-1] == "worker_stopped"
+
+
+def test_sigterm_right_after_spawn_exits_0_with_the_stop_logged() -> None:
+    worker = Worker("--exec", "cat", env=aws_env(**CREDENTIALS), block_sigterm=True)
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0, "".join(worker.lines)
+    [record] = worker.records()
+    assert (record["event"], record["signal"]) == ("worker_stopped", "SIGTERM")
+
+
+def test_sigterm_while_the_task_is_still_importing_exits_0_at_once(tmp_path: Path) -> None:
+    importing = tmp_path / "importing"
+    task = tmp_path / "slow_task.py"
+    task.write_text(
+        "import pathlib, time\n"
+        f"pathlib.Path({str(importing)!r}).touch()\n"
+        "time.sleep(600)  # an import that takes its time: the worker must not wait for it\n"
+        "def handler(event, context):\n"
+        "    return event\n"
+    )
+    worker = Worker(f"{task}:handler", env=aws_env(**CREDENTIALS))
+    wait_until(importing.exists, timeout=60, what="the task's import to begin")
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.finish(timeout=30) == 0, "".join(worker.lines)
+    assert worker.events() == ["worker_stopped"]
+
+
+def test_region_comes_from_the_activity_arn() -> None:
+    arn = "arn:aws:states:eu-west-3:000000000000:activity:ingest"
+    worker = Worker("--exec", "cat", env=aws_env(**CREDENTIALS), arn=arn)
+    assert worker.wait_for("worker_started")["region"] == "eu-west-3"
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+
+
+@pytest.mark.parametrize(
+    ("arn", "env", "error"),
+    [
+        ("ingest", CREDENTIALS, "activity: no AWS region: the activity ARN 'ingest' names none"),
+        (ARN, {}, "activity: no AWS credentials found"),
+    ],
+    ids=["no-region", "no-credentials"],
+)
+def test_missing_aws_setting_is_one_line_and_exit_2(arn: str, env: dict, error: str) -> None:
+    worker = Worker("--exec", "cat", env=aws_env(**env), arn=arn)
+    assert worker.finish() == 2
+    [line] = worker.lines
+    assert line.startswith(error), line

@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from message_adapter.errors import ConfigurationError
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.tasks.runner import run_message
 from message_adapter.tasks.worker import (
     ActivityWorker,
     activity_name,
+    arn_region,
+    aws_session,
     backoff_delay,
     is_transient,
     token_digest,
@@ -374,6 +377,64 @@ def test_missing_activity_stops_the_worker_with_status_1() -> None:
     worker, thread, log = start(sfn, lambda e, c: 1)
     thread.join(5)
     assert thread.result == [1] and "ActivityDoesNotExist" in log.getvalue()
+
+
+def test_worker_stopped_before_it_runs_never_polls_and_logs_only_its_stop() -> None:
+    sfn = FakeStepFunctions()
+    log = io.StringIO()
+    worker = ActivityWorker(sfn, ARN, handler_for(lambda e, c: 1), worker_name="w", log=log)
+    worker.stop()
+    assert worker.run() == 0 and sfn.polls == 0
+    assert [json.loads(line)["event"] for line in log.getvalue().splitlines()] == ["worker_stopped"]
+
+
+# ---- AWS settings at start --------------------------------------------------------------
+
+
+@pytest.fixture
+def no_aws_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role lookup
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("arn", "region"),
+    [
+        ("arn:aws:states:eu-west-3:000000000000:activity:ingest", "eu-west-3"),
+        ("arn:aws-us-gov:states:us-gov-west-1:000000000000:activity:a", "us-gov-west-1"),
+        ("arn:aws:states::000000000000:activity:ingest", None),
+        ("ingest", None),
+    ],
+)
+def test_arn_region_is_the_fourth_part_of_an_arn(arn: str, region: str | None) -> None:
+    assert arn_region(arn) == region
+
+
+def test_session_region_is_the_arns_even_when_another_is_configured(no_aws_settings) -> None:
+    no_aws_settings.setenv("AWS_REGION", "us-east-1")
+    no_aws_settings.setenv("AWS_ACCESS_KEY_ID", "x")
+    no_aws_settings.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    assert aws_session("arn:aws:states:eu-west-3:0:activity:a")[1] == "eu-west-3"
+    assert aws_session("a")[1] == "us-east-1"
+
+
+def test_session_without_a_region_is_a_configuration_error_saying_how(no_aws_settings) -> None:
+    no_aws_settings.setenv("AWS_ACCESS_KEY_ID", "x")
+    no_aws_settings.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    with pytest.raises(ConfigurationError, match="no AWS region.*set AWS_REGION"):
+        aws_session("ingest")
+
+
+def test_session_without_credentials_is_a_configuration_error_saying_how(no_aws_settings) -> None:
+    with pytest.raises(ConfigurationError, match="no AWS credentials.*AWS_ACCESS_KEY_ID"):
+        aws_session(ARN)
 
 
 # ---- logs -------------------------------------------------------------------------------
