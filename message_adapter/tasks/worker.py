@@ -353,20 +353,25 @@ def aws_session(activity_arn: str) -> tuple[Any, str]:
     failing every poll.
     """
     import botocore.session
+    from botocore.exceptions import BotoCoreError
 
     session = botocore.session.get_session()
-    region = (
-        arn_region(activity_arn)
-        or os.environ.get("AWS_REGION")
-        or session.get_config_variable("region")  # AWS_DEFAULT_REGION, then the profile's
-    )
+    try:
+        region = (
+            arn_region(activity_arn)
+            or os.environ.get("AWS_REGION")
+            or session.get_config_variable("region")  # AWS_DEFAULT_REGION, the profile's
+        )
+        credentials = session.get_credentials()
+    except BotoCoreError as error:  # an unknown AWS_PROFILE, a failing credential_process...
+        raise ConfigurationError(f"the AWS settings cannot be read: {error}") from None
     if not region:
         raise ConfigurationError(
             f"no AWS region: the activity ARN {activity_arn!r} names none and none is "
             "configured; give the full ARN (arn:aws:states:REGION:ACCOUNT:activity:NAME) "
             "or set AWS_REGION"
         )
-    if session.get_credentials() is None:
+    if credentials is None:
         raise ConfigurationError(
             "no AWS credentials found (environment, AWS_PROFILE, shared credentials file, "
             "container or instance role); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "

@@ -437,6 +437,12 @@ def test_session_without_credentials_is_a_configuration_error_saying_how(no_aws_
         aws_session(ARN)
 
 
+def test_unknown_profile_is_a_configuration_error_naming_it(no_aws_settings) -> None:
+    no_aws_settings.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigurationError, match=r"cannot be read: .*\(no-such-profile\)"):
+        aws_session(ARN)
+
+
 # ---- logs -------------------------------------------------------------------------------
 
 
