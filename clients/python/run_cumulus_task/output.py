@@ -68,11 +68,15 @@ def _certainly_json(value: Any) -> bool:
             return False
         below = gc.get_referents(*level)
         if dict in kinds and len(below) != sum(
-            map(len, compress(level, map(_IS_CONTAINER, map(type, level))))
+            map(len, level if kinds <= _CONTAINERS else _containers(level))
         ):
             return False
         level = below
     return False
+
+
+def _containers(level: list) -> Any:
+    return compress(level, map(_IS_CONTAINER, map(type, level)))
 
 
 def _finite(level: list) -> bool:
