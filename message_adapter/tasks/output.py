@@ -1,18 +1,23 @@
 """What a task may return: JSON, and nothing else, checked before the adapter uses it.
 
-A task's result goes into the next message, which is written as JSON. Both JSON encoders
-the adapter meets quietly change some Python values (msgspec writes a ``datetime`` or a
-``Decimal`` as a string, a ``set`` as a list, NaN as ``null``; the standard library
-writes ``NaN``, which is not JSON), so the check is strict and the same everywhere: in
-``run``, the activity worker and both modes of the Python client (whose copy of this
-module, ``run_cumulus_task/output.py``, a test holds to the same table of values).
+A task's result goes into the next message, which is written as JSON. JSON encoders
+quietly turn some Python values into other kinds of JSON value (msgspec writes a
+``datetime`` or a ``UUID`` as a string, a ``set`` as a list, ``bytes`` as base64) or
+refuse them (the standard library, for all of these), so the check refuses them, the
+same everywhere: in ``run``, the activity worker and both modes of the Python client
+(whose copy of this module, ``run_cumulus_task/output.py``, a test holds to the same
+code and the same table of values).
 
-A JSON value here is ``None``, ``bool``, ``int``, a finite ``float``, ``str``, a ``list``
-or ``tuple`` of JSON values, or a ``dict`` of them whose keys are ``str`` or ``int``
-(written as strings, as both encoders do). Subclasses of ``dict``, ``list`` and ``tuple``
-(``OrderedDict``, a named tuple) and enum members that are ``str``, ``int`` or ``float``
-(``IntEnum``, ``StrEnum``) count as what they encode to; other subclasses of ``str``,
-``int`` and ``float`` do not (msgspec refuses them).
+A JSON value here is ``None``, ``bool``, a number, ``str``, a ``list`` or ``tuple`` of
+JSON values, or a ``dict`` of them whose keys are ``str`` or ``int`` (written as
+strings, as both encoders do). A number is an ``int``, a ``float`` (NaN and the
+infinities are written as ``null``, the adapter's rule for them everywhere, see
+``jsonio``) or a finite ``decimal.Decimal`` (written as the number it is: the adapter
+reads numbers beyond a float's range as ``Decimal``, so a task passing them on must be
+able to return them). Subclasses of ``dict``, ``list`` and ``tuple`` (``OrderedDict``, a
+named tuple) and enum members that are ``str``, ``int`` or ``float`` (``IntEnum``,
+``StrEnum``) count as what they encode to; other subclasses of ``str``, ``int`` and
+``float`` do not (msgspec refuses them).
 
 The check must cost little next to the adapter's own work (a task returning 2000
 granules, 1.7 MB of JSON, is about 60 000 values), so it walks the value a level at a
@@ -25,18 +30,15 @@ from __future__ import annotations
 
 import enum
 import gc
-import math
 import re
-from functools import partial
+import sys
 from itertools import compress
-from operator import is_
 from typing import Any
 
 MAX_DEPTH = 500
-_ATOMS = (str, int, bool, type(None))
-_EXACT = frozenset((*_ATOMS, float, dict, list, tuple))
+_ATOMS = (str, int, float, bool, type(None))
+_EXACT = frozenset((*_ATOMS, dict, list, tuple))
 _CONTAINERS = frozenset((dict, list, tuple))
-_IS_FLOAT = partial(is_, float)
 _IS_CONTAINER = _CONTAINERS.__contains__
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HINTS = {
@@ -44,7 +46,6 @@ _HINTS = {
     "datetime.date": "convert it with .isoformat()",
     "datetime.time": "convert it with .isoformat()",
     "datetime.timedelta": "convert it with .total_seconds()",
-    "decimal.Decimal": "convert it with float() or str()",
     "set": "convert it with list() or sorted()",
     "frozenset": "convert it with list() or sorted()",
     "bytes": "decode it, or base64-encode it",
@@ -65,9 +66,9 @@ def output_problem(value: Any) -> str | None:
 def _certainly_json(value: Any) -> bool:
     """True only when ``value`` is JSON made of exact built-in types; False means "look".
 
-    Level by level: check every item's type, the floats' finiteness, and that each dict
-    gave as many referents as it has items (a dict with a non-``str`` key also gives its
-    keys, so a count above the containers' lengths means "look at the keys").
+    Level by level: check every item's type, and that each dict gave as many referents
+    as it has items (a dict with a non-``str`` key also gives its keys, so a count above
+    the containers' lengths means "look at the keys").
     """
     level = [value]
     for _ in range(MAX_DEPTH + 1):
@@ -75,9 +76,7 @@ def _certainly_json(value: Any) -> bool:
         if not kinds <= _EXACT:
             return False
         if kinds.isdisjoint(_CONTAINERS):
-            return float not in kinds or _finite(level)
-        if float in kinds and not _finite(level):
-            return False
+            return True
         below = gc.get_referents(*level)
         if dict in kinds and len(below) != sum(
             map(len, level if kinds <= _CONTAINERS else _containers(level))
@@ -89,11 +88,6 @@ def _certainly_json(value: Any) -> bool:
 
 def _containers(level: list) -> Any:
     return compress(level, map(_IS_CONTAINER, map(type, level)))
-
-
-def _finite(level: list) -> bool:
-    """Whether the floats among ``level`` are all finite."""
-    return all(map(math.isfinite, compress(level, map(_IS_FLOAT, map(type, level)))))
 
 
 def _referents_are_items() -> bool:
@@ -161,15 +155,15 @@ def _atom_problem(node: Any, where: str) -> str | None:
     """``""`` for a JSON scalar, None for a container to walk into, else the problem."""
     if type(node) in _ATOMS:
         return ""
-    if isinstance(node, float):
-        if not math.isfinite(node):
-            return f"{where} is {node!r}, which JSON cannot hold; use None or a string"
-        if type(node) is float or isinstance(node, enum.Enum):
-            return ""
-    elif isinstance(node, (dict, list, tuple)):
+    if isinstance(node, (dict, list, tuple)):
         return None
-    elif isinstance(node, (str, int)) and isinstance(node, enum.Enum):
+    if isinstance(node, (str, int, float)) and isinstance(node, enum.Enum):
         return ""
+    decimal = sys.modules.get("decimal")  # no Decimal exists unless decimal was imported
+    if decimal is not None and isinstance(node, decimal.Decimal):
+        if node.is_finite():
+            return ""
+        return f"{where} is Decimal({str(node)!r}), which JSON cannot hold; use None or a string"
     name = _type_name(node)
     hint = _HINTS.get(name)
     if hint is None and hasattr(type(node), "__dataclass_fields__"):

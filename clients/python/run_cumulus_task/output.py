@@ -4,27 +4,24 @@ This is the adapter's own rule (``message_adapter/tasks/output.py``, which docum
 copied because this client must run without the adapter package (sidecar mode); the
 adapter's tests hold both copies to the same code and the same table of values. So a
 task's result is refused alike in sidecar and in-process mode, and under the adapter's
-``run`` and ``activity``: ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists,
-tuples and dicts with ``str`` or ``int`` keys are JSON; a ``datetime``, ``Decimal``,
-``set``, ``bytes``, NaN, an object... are not.
+``run`` and ``activity``: ``None``, ``bool``, numbers (``int``, ``float``, finite
+``Decimal``), ``str``, lists, tuples and dicts with ``str`` or ``int`` keys are JSON; a
+``datetime``, ``set``, ``bytes``, ``UUID``, an object... are not.
 """
 
 from __future__ import annotations
 
 import enum
 import gc
-import math
 import re
-from functools import partial
+import sys
 from itertools import compress
-from operator import is_
 from typing import Any
 
 MAX_DEPTH = 500
-_ATOMS = (str, int, bool, type(None))
-_EXACT = frozenset((*_ATOMS, float, dict, list, tuple))
+_ATOMS = (str, int, float, bool, type(None))
+_EXACT = frozenset((*_ATOMS, dict, list, tuple))
 _CONTAINERS = frozenset((dict, list, tuple))
-_IS_FLOAT = partial(is_, float)
 _IS_CONTAINER = _CONTAINERS.__contains__
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HINTS = {
@@ -32,7 +29,6 @@ _HINTS = {
     "datetime.date": "convert it with .isoformat()",
     "datetime.time": "convert it with .isoformat()",
     "datetime.timedelta": "convert it with .total_seconds()",
-    "decimal.Decimal": "convert it with float() or str()",
     "set": "convert it with list() or sorted()",
     "frozenset": "convert it with list() or sorted()",
     "bytes": "decode it, or base64-encode it",
@@ -53,9 +49,9 @@ def output_problem(value: Any) -> str | None:
 def _certainly_json(value: Any) -> bool:
     """True only when ``value`` is JSON made of exact built-in types; False means "look".
 
-    Level by level: check every item's type, the floats' finiteness, and that each dict
-    gave as many referents as it has items (a dict with a non-``str`` key also gives its
-    keys, so a count above the containers' lengths means "look at the keys").
+    Level by level: check every item's type, and that each dict gave as many referents
+    as it has items (a dict with a non-``str`` key also gives its keys, so a count above
+    the containers' lengths means "look at the keys").
     """
     level = [value]
     for _ in range(MAX_DEPTH + 1):
@@ -63,9 +59,7 @@ def _certainly_json(value: Any) -> bool:
         if not kinds <= _EXACT:
             return False
         if kinds.isdisjoint(_CONTAINERS):
-            return float not in kinds or _finite(level)
-        if float in kinds and not _finite(level):
-            return False
+            return True
         below = gc.get_referents(*level)
         if dict in kinds and len(below) != sum(
             map(len, level if kinds <= _CONTAINERS else _containers(level))
@@ -77,11 +71,6 @@ def _certainly_json(value: Any) -> bool:
 
 def _containers(level: list) -> Any:
     return compress(level, map(_IS_CONTAINER, map(type, level)))
-
-
-def _finite(level: list) -> bool:
-    """Whether the floats among ``level`` are all finite."""
-    return all(map(math.isfinite, compress(level, map(_IS_FLOAT, map(type, level)))))
 
 
 def _referents_are_items() -> bool:
@@ -149,15 +138,15 @@ def _atom_problem(node: Any, where: str) -> str | None:
     """``""`` for a JSON scalar, None for a container to walk into, else the problem."""
     if type(node) in _ATOMS:
         return ""
-    if isinstance(node, float):
-        if not math.isfinite(node):
-            return f"{where} is {node!r}, which JSON cannot hold; use None or a string"
-        if type(node) is float or isinstance(node, enum.Enum):
-            return ""
-    elif isinstance(node, (dict, list, tuple)):
+    if isinstance(node, (dict, list, tuple)):
         return None
-    elif isinstance(node, (str, int)) and isinstance(node, enum.Enum):
+    if isinstance(node, (str, int, float)) and isinstance(node, enum.Enum):
         return ""
+    decimal = sys.modules.get("decimal")  # no Decimal exists unless decimal was imported
+    if decimal is not None and isinstance(node, decimal.Decimal):
+        if node.is_finite():
+            return ""
+        return f"{where} is Decimal({str(node)!r}), which JSON cannot hold; use None or a string"
     name = _type_name(node)
     hint = _HINTS.get(name)
     if hint is None and hasattr(type(node), "__dataclass_fields__"):

@@ -58,7 +58,7 @@ MARGIN_VARIABLE = "CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS"
 try:
     import msgspec
 
-    _fast_encode = msgspec.json.Encoder().encode
+    _fast_encode = msgspec.json.Encoder(decimal_format="number").encode  # as the adapter
     _fast_decode = msgspec.json.Decoder().decode
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_encode = _fast_decode = None
@@ -72,9 +72,20 @@ def encode(value: Any) -> bytes:
         except (TypeError, UnicodeEncodeError, OverflowError):
             pass  # the standard library decides (and explains) the hard cases
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_number).encode(
+            "utf-8"
+        )
     except UnicodeEncodeError:  # lone surrogates: escape them
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+        return json.dumps(value, separators=(",", ":"), default=_number).encode("ascii")
+
+
+def _number(value: Any) -> Any:
+    """A finite ``Decimal`` for the standard library: exact when whole, else a float."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def decode(data: bytes) -> Any:
