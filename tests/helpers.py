@@ -5,8 +5,10 @@ Test modules and conftest files import from here; nothing imports from a test mo
 or from a conftest."""
 
 import http.client
+import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -442,4 +444,53 @@ class StreamSidecar:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+        return code
+
+
+class LoggingProcess:
+    """A worker command in a child process, its stderr JSON lines collected as they come."""
+
+    def __init__(self, command: list[str], env: dict[str, str], block_sigterm: bool = False):
+        # A SIGTERM blocked here stays blocked in the child until it unblocks it: the
+        # way to send one "at once" without racing the interpreter's own start.
+        mask = {signal.SIGTERM} if block_sigterm else set()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.decode())
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
+
+    def events(self) -> list[str]:
+        return [record["event"] for record in self.records()]
+
+    def wait_for(self, event: str, timeout: float = 60.0) -> dict:
+        wait_until(
+            lambda: event in self.events() or self.process.poll() is not None,
+            timeout=timeout,
+            what=f"log line {event}",
+        )
+        assert event in self.events(), "".join(self.lines)
+        return next(record for record in self.records() if record["event"] == event)
+
+    def finish(self, timeout: float = 30.0) -> int:
+        """Wait for the exit status and for the last stderr line."""
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout)
         return code

@@ -10,7 +10,6 @@ run once on ``--lambdaInput``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -213,15 +212,36 @@ def ecs_task(**options: Any) -> None:
       cumulus-ecs-task --activityArn arn:aws:states:...:activity:Hello \\
                        --lambdaArn arn:aws:lambda:...:function:Hello --heartbeat 60000
     """
-    settings = settings_from(options)
-    sys.exit(serve(settings))
+    from message_adapter.logs import Logger
+    from message_adapter.tasks.stop_signals import StopRequested, StopSignals
+
+    try:
+        signals = StopSignals()  # first: from here on a SIGTERM ends the worker cleanly
+        code = serve(settings_from(options), signals)
+    except StopRequested as stop:
+        # Import nothing here: the signal may have cut an import short.
+        Logger(fields={"sender": "ecs-task"}).info(
+            "stopped while starting, before any poll", event="worker_stopped", signal=str(stop)
+        )
+        code = 0
+    _exit(code)
 
 
-def serve(settings: Settings) -> int:
-    """Fetch, load, and serve (or run once); the process's exit status."""
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
+
+
+def serve(settings: Settings, signals: Any = None) -> int:
+    """Fetch, load, and serve (or run once); the process's exit status.
+
+    ``signals`` (a ``StopSignals`` made at the process's start) is handed to the worker.
+    """
     import boto3
     from botocore.config import Config
 
+    from message_adapter.errors import ConfigurationError
     from message_adapter.logs import Logger
     from message_adapter.tasks.lambda_code import (
         LambdaCodeError,
@@ -235,9 +255,17 @@ def serve(settings: Settings) -> int:
         host_command,
         host_environment,
     )
+    from message_adapter.tasks.worker import aws_session
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     logger = Logger(fields={"sender": "ecs-task"})
+    aws: tuple[Any, str] | None = None
+    if settings.activity_arn:
+        try:
+            aws = aws_session(settings.activity_arn)
+        except ConfigurationError as error:
+            logger.fatal(f"ecs-task: {error}", event="configuration")
+            return EXIT_USAGE
     if settings.last_modified:
         logger.debug(f"--lastModified {settings.last_modified} (accepted, not used)", event="start")
     lambda_client = boto3.session.Session().client(
@@ -283,7 +311,7 @@ def serve(settings: Settings) -> int:
     timeout = settings.timeout_s or float(function.timeout)
     if settings.lambda_input is not None:
         return _run_once(settings, function, host, timeout, logger)
-    return _serve_activity(settings, function, host, timeout, logger)
+    return _serve_activity(settings, function, host, timeout, logger, aws, signals)
 
 
 def _invocation(function: Any, message: Any, activity_arn: str | None, timeout: float) -> Any:
@@ -313,22 +341,29 @@ def _run_once(settings: Settings, function: Any, host: Any, timeout: float, logg
 
 
 def _serve_activity(
-    settings: Settings, function: Any, host: Any, timeout: float, logger: Any
+    settings: Settings,
+    function: Any,
+    host: Any,
+    timeout: float,
+    logger: Any,
+    aws: tuple[Any, str] | None,
+    signals: Any,
 ) -> int:
     from message_adapter.tasks.runner import RunResult
+    from message_adapter.tasks.stop_signals import StopSignals
     from message_adapter.tasks.worker import ActivityWorker, make_sfn_clients
+    from message_adapter.tasks.workflow_errors import named_workflow_error
 
     def handle(message: Any) -> RunResult:
         result = host.invoke(
             message, _invocation(function, message, settings.activity_arn, timeout)
         )
+        # The handler's own client applied its WorkflowError rule; this only labels the log.
         exception = result.get("exception") if isinstance(result, dict) else None
-        workflow_error = (
-            exception if isinstance(exception, str) and "WorkflowError" in exception else None
-        )
-        return RunResult(result, workflow_error)
+        return RunResult(result, named_workflow_error(exception))
 
-    poller, answerer = make_sfn_clients(settings.concurrency)
+    session, region = aws if aws is not None else (None, None)
+    poller, answerer = make_sfn_clients(settings.concurrency, session, region)
     worker = ActivityWorker(
         answerer,
         settings.activity_arn or "",
@@ -340,20 +375,12 @@ def _serve_activity(
         grace=settings.grace,
         on_deadline=host.kill,
         log_fields=dict(logger.fields),
+        region=region,
     )
-    signals_seen: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        signals_seen.append(signum)
-        worker.stop(now=len(signals_seen) > 1)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    (signals or StopSignals()).attach(worker)
     code = worker.run()
     host.close(timeout=2)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # tasks stuck past the deadline are daemon threads: do not wait for them
+    return code
 
 
 PROGRAM_NAMES = ("cumulus-ecs-task", "ecs-task")
