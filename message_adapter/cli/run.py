@@ -24,6 +24,7 @@ def parse_schemas(text: str | None) -> dict | None:
     if text is None:
         return None
     from message_adapter.jsonio import loads
+    from message_adapter.schemas import SCHEMA_TYPES
 
     text = text.strip()
     if text.startswith("{"):
@@ -39,7 +40,7 @@ def parse_schemas(text: str | None) -> dict | None:
     schemas = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         kind, sep, path = item.partition("=")
-        if not sep or kind not in ("input", "config", "output") or not path:
+        if not sep or kind not in SCHEMA_TYPES or not path:
             raise click.BadParameter(
                 f"{item!r}: use input=FILE, config=FILE or output=FILE (comma separated), "
                 'or a JSON object such as {"input": "schemas/input.json"}',
