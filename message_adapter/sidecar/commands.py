@@ -14,9 +14,13 @@ from message_adapter.rules import message_flow
 from message_adapter.schemas import schema_file
 from message_adapter.schemas import validate as check
 from message_adapter.sidecar.request_parsing import MAX_NESTING, decode_raw, parse_request
+from message_adapter.sidecar.sessions import SESSION_COMMANDS, Sessions
 from message_adapter.stores import RemoteStore, shared_s3_store
 
 COMMANDS = ("loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent")
+"""The v1 commands, each answerable on its own (stream or single command)."""
+STREAM_COMMANDS = COMMANDS + SESSION_COMMANDS
+"""Everything a stream answers: v1 and the v2 session commands (``sessions``)."""
 
 
 def _validator(schemas: Any) -> message_flow.Validate:
@@ -39,6 +43,13 @@ class Adapter:
 
     def __init__(self, store: RemoteStore | None = None) -> None:
         self.store = store if store is not None else shared_s3_store()
+        self.sessions = Sessions(self.run, self.run_json)
+
+    def run_stream_command(self, command: str, body: bytes) -> Any:
+        """Run one stream command, v1 or v2, on its request as JSON text."""
+        if command in SESSION_COMMANDS:
+            return self.sessions.run(command, body)
+        return self.run_json(command, body)
 
     def load_and_update_remote_event(self, *, event: Any, context: Any = None) -> dict:
         """Unwrap ``cma``, load a ``replace``d part, record the task in ``workflow_tasks``."""
@@ -87,7 +98,7 @@ class Adapter:
         handler = _HANDLERS.get(command)
         if handler is None:
             raise ProtocolError(
-                f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
+                f"unknown command {command!r}; expected one of {', '.join(STREAM_COMMANDS)}"
             )
         return handler
 

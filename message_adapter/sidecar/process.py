@@ -42,17 +42,18 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     os._exit(1)
 
 
-def _runner(verbose: bool) -> Any:
+def _runner(verbose: bool, stream: bool = False) -> Any:
     from message_adapter.sidecar.commands import Adapter
 
     adapter = Adapter()
+    run_command = adapter.run_stream_command if stream else adapter.run_json
     if not verbose:
-        return adapter.run_json
+        return run_command
 
     def run(command: str, body: bytes) -> Any:
         started = time.perf_counter()
         try:
-            return adapter.run_json(command, body)
+            return run_command(command, body)
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             sys.stderr.write(f"{PROG}: {command} took {elapsed:.2f} ms\n")
@@ -62,15 +63,17 @@ def _runner(verbose: bool) -> Any:
 
 def run_stream(structured_errors: bool = False, verbose: bool = False) -> NoReturn:
     """Serve the stream protocol on stdin/stdout until ``<EXIT>`` or end of input."""
+    from message_adapter.jsonio import start_light
     from message_adapter.sidecar.protocol import serve
 
+    start_light()
     _prepare_process()
     # Our own 1 MiB buffers: a 17 MB request then takes a few dozen reads, not thousands,
     # and an answer goes out in one write even when PYTHONUNBUFFERED is set.
     stdin = open(0, "rb", buffering=_PIPE_BUFFER, closefd=False)  # noqa: SIM115
     stdout = open(1, "wb", buffering=_PIPE_BUFFER, closefd=False)  # noqa: SIM115
     try:
-        serve(stdin, stdout, _runner(verbose), describe, structured_errors)
+        serve(stdin, stdout, _runner(verbose, stream=True), describe, structured_errors)
         stdout.flush()
     except Exception as error:
         _fail("stream", error)

@@ -11,6 +11,10 @@ whole. Raw text is still checked: msgspec checks its JSON syntax, and a request 
 not all ASCII is checked to be UTF-8 in one pass, so what is accepted does not depend on
 size. A request written over several lines has the line breaks in its raw parts turned
 into spaces (outside strings they are mere whitespace), so the answer stays on one line.
+
+msgspec is loaded by the first request that needs it (a large one, or one the standard
+library's ``json`` cannot read exactly: see ``jsonio.loads_light``), so a sidecar answers
+its first small requests without waiting for that import.
 """
 
 import codecs
@@ -18,35 +22,57 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import msgspec
-
+from message_adapter import jsonio
 from message_adapter.errors import ProtocolError
 from message_adapter.jsonio import loads, utf8_problem
 from message_adapter.rules import message_flow
 
-Raw = msgspec.Raw
+
+class _NotLoaded:
+    """Stands for ``msgspec.Raw`` until msgspec is loaded: no value is of this type."""
 
 
-class _Request(msgspec.Struct):
-    event: dict[str, Raw]
-    context: Any = None
-    schemas: Any = None
-    handler_response: Raw = Raw(b"null")
-    message_config: Any = None
+Raw: Any = _NotLoaded
+_DecodeError: Any = _NotLoaded
+_ValidationError: Any = _NotLoaded
 
 
-class _Parts(msgspec.Struct):
-    """Every part of a request as raw text: to find which one holds a bad byte."""
-
-    event: dict[str, Raw] = {}
-    context: Raw = Raw(b"null")
-    schemas: Raw = Raw(b"null")
-    handler_response: Raw = Raw(b"null")
-    message_config: Raw = Raw(b"null")
+def _decode_request(body: bytes) -> Any:  # rebound by _load_lazy_parser
+    _load_lazy_parser()
+    return _decode_request(body)
 
 
-_decode_request = msgspec.json.Decoder(_Request).decode
-_decode_parts = msgspec.json.Decoder(_Parts).decode
+def _decode_parts(body: bytes) -> Any:  # rebound by _load_lazy_parser
+    _load_lazy_parser()
+    return _decode_parts(body)
+
+
+def _load_lazy_parser() -> None:
+    """Define the msgspec structures of the lazy parse (once)."""
+    global Raw, _DecodeError, _ValidationError, _decode_request, _decode_parts
+    msgspec = jsonio.msgspec_module()
+    raw = msgspec.Raw
+
+    class _Request(msgspec.Struct):
+        event: dict[str, raw]
+        context: Any = None
+        schemas: Any = None
+        handler_response: raw = raw(b"null")
+        message_config: Any = None
+
+    class _Parts(msgspec.Struct):
+        """Every part of a request as raw text: to find which one holds a bad byte."""
+
+        event: dict[str, raw] = {}
+        context: raw = raw(b"null")
+        schemas: raw = raw(b"null")
+        handler_response: raw = raw(b"null")
+        message_config: raw = raw(b"null")
+
+    Raw, _DecodeError, _ValidationError = raw, msgspec.DecodeError, msgspec.ValidationError
+    _decode_request = msgspec.json.Decoder(_Request).decode
+    _decode_parts = msgspec.json.Decoder(_Parts).decode
+
 
 LAZY_FROM = 32 * 1024
 MAX_NESTING = 990
@@ -79,7 +105,7 @@ def _parse(command: str, body: bytes) -> Any:
         raise _not_utf8(command, body)
     try:
         parsed = _decode_request(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (_ValidationError, _DecodeError):
         return _parse_whole(command, body)
     first_newline = body.find(b"\n")
     if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
@@ -128,7 +154,7 @@ def _template_reads(task_config_json: bytes) -> Any:
     return None if reads is None else frozenset(reads)
 
 
-def _flatten(parsed: _Request) -> None:
+def _flatten(parsed: Any) -> None:
     """Line breaks in raw parts become spaces: msgspec has checked that none is inside a
     string, so only whitespace between tokens changes."""
     event = parsed.event
@@ -163,7 +189,7 @@ def _not_utf8(command: str, body: bytes) -> ProtocolError:
     where = ""
     try:
         parts = _decode_parts(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (_DecodeError, UnicodeDecodeError):
         parts = None
     if parts is not None:
         named = [(f"event.{key}", value) for key, value in parts.event.items()] + [
@@ -183,7 +209,20 @@ def _not_utf8(command: str, body: bytes) -> ProtocolError:
 
 
 def _parse_whole(command: str, body: bytes) -> Any:
-    """Everything decoded; the command checks the request's shape as for any caller."""
+    """Everything decoded; the command checks the request's shape as for any caller.
+
+    In light mode (a sidecar before msgspec is needed) the standard library reads it;
+    whatever it cannot read exactly goes to ``loads`` as before.
+    """
+    if jsonio.is_light():
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(command, body) from None
+        try:
+            return jsonio.loads_light(text)
+        except jsonio.NeedsMsgspec:
+            pass
     try:
         return loads(body)
     except ValueError as error:
