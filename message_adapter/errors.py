@@ -71,5 +71,13 @@ def error_message(error: BaseException) -> str:
 
 
 def describe(error: BaseException) -> dict[str, str]:
-    """``{"name", "message"}``: how the sidecar, ``run`` and the worker report an error."""
-    return {"name": error_name(error), "message": error_message(error)}
+    """``{"name", "message"}``: how the sidecar, ``run`` and the worker report an error.
+
+    An error raised by one step of a v2 session command also names that step (``"step":
+    "loadNestedEvent"``), so clients can report the command that failed as v1 does.
+    """
+    info = {"name": error_name(error), "message": error_message(error)}
+    step = getattr(error, "adapter_step", None)
+    if isinstance(step, str):
+        info["step"] = step
+    return info

@@ -12,6 +12,7 @@ At most one session is kept, the client's in flight: a new ``beginTask`` replace
 A handle that is not the current one is a ``ProtocolError`` (and leaves the current one be).
 """
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,9 +53,11 @@ class Sessions:
     def begin(self, body: bytes) -> dict:
         """``{"handle", "nestedEvent"}`` for a ``loadAndUpdateRemoteEvent`` request."""
         self._handle = self._full = None
-        request = parse_request("loadAndUpdateRemoteEvent", body)
-        full = jsonio.dumps(self._run("loadAndUpdateRemoteEvent", request))
-        nested = self._run_json("loadNestedEvent", b'{"event":' + full + _tail(request) + b"}")
+        with _step("loadAndUpdateRemoteEvent"):
+            request = parse_request("loadAndUpdateRemoteEvent", body)
+            full = jsonio.dumps(self._run("loadAndUpdateRemoteEvent", request))
+        with _step("loadNestedEvent"):
+            nested = self._run_json("loadNestedEvent", b'{"event":' + full + _tail(request) + b"}")
         self._count += 1
         self._handle, self._full = f"{self._count}-{self._token}", full
         return {"handle": self._handle, "nestedEvent": nested}
@@ -63,7 +66,8 @@ class Sessions:
         """The next message: ``createNextEvent`` on the session's full message."""
         handle, rest = _split_handle(body, "completeTask")
         full = self._take(handle, "completeTask")
-        return self._run_json("createNextEvent", b'{"event":' + full + rest)
+        with _step("createNextEvent"):
+            return self._run_json("createNextEvent", b'{"event":' + full + rest)
 
     def cancel(self, body: bytes) -> dict:
         """Free the session (the task failed, so there is no next message): ``{}``."""
@@ -81,6 +85,22 @@ class Sessions:
             )
         self._handle = self._full = None
         return full
+
+
+class _step:
+    """Mark an error raised inside with the v1 command it came from (``describe`` sends it)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if isinstance(error, Exception):
+            with contextlib.suppress(AttributeError):  # an exception type without __dict__
+                error.adapter_step = self.command
+        return False
 
 
 def _tail(request: dict) -> bytes:

@@ -842,3 +842,19 @@ def test_published_style_import_and_call() -> None:
 
     result = published_name(lambda event, context: event, message(), LambdaContextMock())
     assert result["payload"]["input"] == message()["payload"]
+
+
+def test_protocol_v1_and_v2_give_the_same_next_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+
+    def task(event: dict, context: object) -> dict:
+        return {"got": event["input"], "config": event["config"]}
+
+    results = []
+    for protocol in ("2", "1"):
+        monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_PROTOCOL", protocol)
+        results.append(run_cumulus_task(task, message()))
+    assert results[0] == results[1]
+    assert get_sidecar().protocol == 2

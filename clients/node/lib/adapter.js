@@ -4,6 +4,8 @@
 // one queue, one at a time, to one sidecar, which is started on first use, replaced when
 // it dies or misses a deadline, and restarted when the environment that locates it changes.
 
+const fs = require('fs');
+const path = require('path');
 const { CumulusMessageAdapterExecutionError, MessageTooLargeError } = require('./errors');
 const {
   adapterFromCommand, adapterFromEnvironment, adapterProblem, bundlePython,
@@ -17,6 +19,19 @@ const STDERR_KEEP = 1 << 20; // characters of adapter stderr kept for error mess
 const DEFAULT_DEADLINE_MARGIN_MS = 500;
 const STEP_FUNCTIONS_LIMIT = 256 * 1024; // bytes of UTF-8 JSON in a state's output
 const LIMIT_VARIABLE = 'CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES';
+const PROTOCOL_VARIABLE = 'CUMULUS_MESSAGE_ADAPTER_PROTOCOL';
+const V1_NAMES = { beginTask: 'loadAndUpdateRemoteEvent', completeTask: 'createNextEvent' };
+
+/** The highest protocol version this process may use: 1 when the environment says so. */
+function protocolCeiling(env = process.env) {
+  const text = (env[PROTOCOL_VARIABLE] || '').trim();
+  if (!text) return 2;
+  if (text !== '1' && text !== '2') {
+    throw new Error(`${PROTOCOL_VARIABLE}=${JSON.stringify(text)} is not 1 or 2; unset it to use `
+      + 'the newest protocol the message adapter speaks');
+  }
+  return Number(text);
+}
 
 const hasAssignedPayload = (message) => message != null
   && message.payload !== undefined && message.input === undefined && message.config === undefined;
@@ -60,6 +75,11 @@ function jsonObject(pairs) {
   return text ? `${text}}` : '{}';
 }
 
+/** Whether an adapter directory is one of ours (`bundle` writes cma-bundle.json). */
+function isOurBundle(adapterDir) {
+  return fs.existsSync(path.join(adapterDir, 'cma-bundle.json'));
+}
+
 function describeCommand(spec) {
   return [spec.file, ...spec.args, 'stream', '--structured-errors'].join(' ');
 }
@@ -98,6 +118,8 @@ class MessageAdapter {
     this.stderrText = '';
     this.stderrBase = 0;
     this.spawned = 0;
+    this.v1Only = new Set(); // adapter command lines that ended their process on `hello`
+    this.sessionOpen = false;
     this.events = {
       answer: (sidecar, text) => this._answer(sidecar, text),
       stderr: (sidecar, text) => this._stderr(text),
@@ -229,7 +251,7 @@ class MessageAdapter {
       setImmediate(() => {
         const stderr = `${this.stderrSince(item.mark)}stream: ${frame.name}: ${frame.message}\n`;
         this._settle(item, new CumulusMessageAdapterExecutionError(stderr, {
-          command: item.command,
+          command: typeof frame.step === 'string' ? frame.step : (V1_NAMES[item.command] || item.command),
           adapterError: frame,
         }));
       });
@@ -328,46 +350,60 @@ class MessageAdapter {
   }
 
   /**
+   * The protocol version of the sidecar the next command goes to: asked once per sidecar
+   * with `hello`. An adapter that does not know the command speaks v1: ours answers with
+   * an error frame; the historic one ends its process, so its command line is remembered
+   * and never asked again (and a bundle without cma-bundle.json is not asked at all).
+   */
+  async _protocol(context, mark) {
+    if (protocolCeiling() < 2) return 1;
+    let sidecar;
+    let spec;
+    try {
+      spec = this._spec();
+      if (this.v1Only.has(spec.key)) return 1;
+      if (spec.key !== 'explicit' && spec.args.length === 1 && !isOurBundle(spec.args[0])) return 1;
+      sidecar = this._sidecarFor();
+    } catch (error) {
+      return 1; // the next command reports it
+    }
+    if (sidecar.protocol === undefined) {
+      sidecar.protocol = this._call('hello', '{}', context, mark).then(
+        (answer) => (answer && Number.isInteger(answer.protocol) ? answer.protocol : 1),
+        (error) => {
+          if (error && error.timedOut) throw error;
+          if (!error || !error.adapterError) this.v1Only.add(spec.key);
+          return 1;
+        },
+      );
+    }
+    return sidecar.protocol;
+  }
+
+  /**
    * loadAndUpdateRemoteEvent → loadNestedEvent → TaskFunction(nestedEvent, context) →
-   * createNextEvent, with the published client's results and errors.
+   * createNextEvent, with the published client's results and errors. Over protocol v2
+   * (beginTask, completeTask) when the sidecar speaks it and no other invocation of this
+   * adapter holds its one session; the answers are the same bytes either way.
    */
   async runCumulusTask(TaskFunction, cumulusMessage, context, schemas = null) {
     const mark = this.stderrMark();
     try {
-      // The requests hold what the published client sends, keys in its order. The full
-      // message goes back to the adapter as the JSON text it came in, not re-serialized.
-      const contextJson = JSON.stringify(context);
-      const schemasJson = JSON.stringify(schemas);
-      const loaded = await this._call('loadAndUpdateRemoteEvent', jsonObject([
-        ['event', JSON.stringify(cumulusMessage)], ['context', contextJson], ['schemas', schemasJson],
-      ]), context, mark, true);
-      const fullMessage = loaded.value;
-      if (!hasAssignedPayload(fullMessage)) {
-        throw new Error('loadAndUpdateRemoteEvent did not return a Cumulus message with a '
-          + `payload key (add "payload": null to the message): ${loaded.text}`);
+      // The loggers' environment comes from the full message; over v2 the client only has
+      // the message it was given, which is the same unless S3 (replace) or a cma wrapper
+      // makes loadAndUpdateRemoteEvent rebuild it: those go over v1.
+      const sessionFits = hasAssignedPayload(cumulusMessage) && cumulusMessage.replace === undefined
+        && !isCmaMessage(cumulusMessage);
+      if (sessionFits && !this.sessionOpen && (await this._protocol(context, mark)) >= 2
+        && !this.sessionOpen) {
+        this.sessionOpen = true;
+        try {
+          return await this._runSession(TaskFunction, cumulusMessage, context, schemas, mark);
+        } finally {
+          this.sessionOpen = false;
+        }
       }
-      setCumulusEnvironment(fullMessage, context);
-      const nestedEvent = await this._call('loadNestedEvent', jsonObject([
-        ['event', loaded.text], ['schemas', schemasJson], ['context', contextJson],
-      ]), context, mark);
-      if (!isNestedEvent(nestedEvent)) {
-        throw new Error('loadNestedEvent did not return {input, config}: '
-          + `${JSON.stringify(nestedEvent)}`);
-      }
-      const taskOutput = await TaskFunction(nestedEvent, context);
-      const next = await this._call('createNextEvent', jsonObject([
-        ['event', loaded.text],
-        ['handler_response', JSON.stringify(taskOutput)],
-        ['message_config', JSON.stringify(nestedEvent.messageConfig)],
-        ['schemas', schemasJson],
-      ]), context, mark, true);
-      const nextMessage = next.value;
-      if (isNestedEvent(nextMessage)) {
-        throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
-          + `${JSON.stringify(nextMessage)}`);
-      }
-      checkOutputSize(next.text);
-      return nextMessage;
+      return await this._runV1(TaskFunction, cumulusMessage, context, schemas, mark);
     } catch (error) {
       const name = error == null ? undefined : error.name;
       if (typeof name === 'string' && name.includes('WorkflowError') && !isCmaMessage(cumulusMessage)) {
@@ -375,6 +411,75 @@ class MessageAdapter {
       }
       throw error;
     }
+  }
+
+  async _runV1(TaskFunction, cumulusMessage, context, schemas, mark) {
+    // The requests hold what the published client sends, keys in its order. The full
+    // message goes back to the adapter as the JSON text it came in, not re-serialized.
+    const contextJson = JSON.stringify(context);
+    const schemasJson = JSON.stringify(schemas);
+    const loaded = await this._call('loadAndUpdateRemoteEvent', jsonObject([
+      ['event', JSON.stringify(cumulusMessage)], ['context', contextJson], ['schemas', schemasJson],
+    ]), context, mark, true);
+    const fullMessage = loaded.value;
+    if (!hasAssignedPayload(fullMessage)) {
+      throw new Error('loadAndUpdateRemoteEvent did not return a Cumulus message with a '
+        + `payload key (add "payload": null to the message): ${loaded.text}`);
+    }
+    setCumulusEnvironment(fullMessage, context);
+    const nestedEvent = await this._call('loadNestedEvent', jsonObject([
+      ['event', loaded.text], ['schemas', schemasJson], ['context', contextJson],
+    ]), context, mark);
+    if (!isNestedEvent(nestedEvent)) {
+      throw new Error('loadNestedEvent did not return {input, config}: '
+        + `${JSON.stringify(nestedEvent)}`);
+    }
+    const taskOutput = await TaskFunction(nestedEvent, context);
+    const next = await this._call('createNextEvent', jsonObject([
+      ['event', loaded.text],
+      ['handler_response', JSON.stringify(taskOutput)],
+      ['message_config', JSON.stringify(nestedEvent.messageConfig)],
+      ['schemas', schemasJson],
+    ]), context, mark, true);
+    return this._nextMessage(next);
+  }
+
+  async _runSession(TaskFunction, cumulusMessage, context, schemas, mark) {
+    const contextJson = JSON.stringify(context);
+    const schemasJson = JSON.stringify(schemas);
+    const begun = await this._call('beginTask', jsonObject([
+      ['event', JSON.stringify(cumulusMessage)], ['context', contextJson], ['schemas', schemasJson],
+    ]), context, mark);
+    const nestedEvent = begun && begun.nestedEvent;
+    if (!isNestedEvent(nestedEvent) || typeof begun.handle !== 'string') {
+      throw new Error(`beginTask did not return {handle, nestedEvent: {input, config}}: ${JSON.stringify(begun)}`);
+    }
+    setCumulusEnvironment(cumulusMessage, context); // the full message's fields, unchanged
+    const handleJson = JSON.stringify(begun.handle);
+    let taskOutput;
+    try {
+      taskOutput = await TaskFunction(nestedEvent, context);
+    } catch (error) {
+      this._call('cancelTask', `{"handle":${handleJson}}`, context, mark).catch(() => {});
+      throw error;
+    }
+    const next = await this._call('completeTask', jsonObject([
+      ['handle', handleJson],
+      ['handler_response', JSON.stringify(taskOutput)],
+      ['message_config', JSON.stringify(nestedEvent.messageConfig)],
+      ['schemas', schemasJson],
+    ]), context, mark, true);
+    return this._nextMessage(next);
+  }
+
+  _nextMessage(next) {
+    const nextMessage = next.value;
+    if (isNestedEvent(nextMessage)) {
+      throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
+        + `${JSON.stringify(nextMessage)}`);
+    }
+    checkOutputSize(next.text);
+    return nextMessage;
   }
 
   /**
@@ -416,5 +521,5 @@ class MessageAdapter {
 }
 
 module.exports = {
-  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, outputLimit,
+  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, outputLimit, protocolCeiling,
 };

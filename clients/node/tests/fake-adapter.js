@@ -1,7 +1,7 @@
 'use strict';
 
 // A stand-in adapter that speaks the stream protocol with trivial message rules and can
-// misbehave on demand. Options come before the `stream --structured-errors` the client adds:
+// misbehave on demand. It speaks protocol v1 only: other commands get a ProtocolError frame. Options come before the `stream --structured-errors` the client adds:
 //   hang-on=CMD             never answer CMD
 //   hang-once=CMD:FILE      never answer CMD if FILE does not exist yet (and create it)
 //   hang-on-flag=CMD        never answer CMD when the event's payload has `hang: true`
@@ -80,6 +80,12 @@ lines.on('line', (line) => {
     if (options['warn-then-fail'] === current) {
       process.stderr.write('fake adapter: a warning\n');
       const frame = { name: 'MessageError', message: `${current} failed`, command: current };
+      process.stdout.write(`<ERROR>\n${JSON.stringify(frame)}\n<EOC>\n`);
+      return;
+    }
+    if (!['loadAndUpdateRemoteEvent', 'loadNestedEvent', 'createNextEvent'].includes(current)) {
+      // as a v1 sidecar with structured errors answers `hello` and other v2 commands
+      const frame = { name: 'ProtocolError', message: `unknown command '${current}'`, command: current };
       process.stdout.write(`<ERROR>\n${JSON.stringify(frame)}\n<EOC>\n`);
       return;
     }

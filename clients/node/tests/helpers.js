@@ -66,6 +66,7 @@ function devAdapterDir() {
       'main()',
       '',
     ].join('\n'));
+    fs.writeFileSync(path.join(devDir, 'cma-bundle.json'), '{}\n'); // ours: asked for protocol v2
   }
   return devDir;
 }

@@ -282,3 +282,31 @@ test('a WorkflowError message is not checked against the limit', async () => {
   const next = await cma.runCumulusTask(fail, big, lambdaContext());
   assert.equal(next.exception, 'NoGranulesWorkflowError');
 });
+
+test('protocol v2 is used when the adapter speaks it, with the same next message as v1', async () => {
+  const task = (event) => ({ got: event.input, config: event.config });
+  const v2 = new cma.MessageAdapter();
+  try {
+    const viaV2 = await v2.runCumulusTask(task, message(), lambdaContext());
+    assert.equal(await v2.sidecar.protocol, 2);
+    const viaV1 = await withEnv({ CUMULUS_MESSAGE_ADAPTER_PROTOCOL: '1' }, () => {
+      const v1 = new cma.MessageAdapter();
+      return v1.runCumulusTask(task, message(), lambdaContext()).finally(() => v1.close());
+    });
+    assert.deepEqual(viaV2, viaV1);
+  } finally {
+    await v2.close();
+  }
+});
+
+test('a task error over v2 frees the session and the next invocation works', async () => {
+  const adapter = new cma.MessageAdapter();
+  try {
+    await assert.rejects(adapter.runCumulusTask(() => { throw new Error('boom'); }, message(), lambdaContext()), /boom/);
+    const next = await adapter.runCumulusTask(() => 7, message(), lambdaContext());
+    assert.equal(next.payload, 7);
+    assert.equal(adapter.spawned, 1);
+  } finally {
+    await adapter.close();
+  }
+});

@@ -241,3 +241,15 @@ test('process.exit() with a busy sidecar does not leave it running', async () =>
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
   assert.ok(await waitFor(() => !isAlive(pid)), 'the sidecar outlived the script');
 });
+
+test('an adapter that exits on hello (the historic one) is used over v1 from then on', async () => {
+  const adapter = new MessageAdapter({ command: fakeAdapterCommand('die-on=hello') });
+  try {
+    const first = await adapter.runCumulusTask(identity, message(), lambdaContext());
+    const second = await adapter.runCumulusTask(identity, message(), lambdaContext());
+    assert.deepEqual(first, second);
+    assert.equal(adapter.spawned, 2); // one to learn it speaks v1, then one for good
+  } finally {
+    await adapter.close();
+  }
+});

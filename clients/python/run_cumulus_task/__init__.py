@@ -199,7 +199,13 @@ def _run_in_sidecar(
     schemas: dict | None,
     taskargs: dict,
 ) -> Any:
-    call = get_sidecar().call_within(context)
+    sidecar = get_sidecar()
+    call = sidecar.call_within(context)
+    if sidecar.open_session(call):
+        try:
+            return _run_session(call, task_function, cumulus_message, context, schemas, taskargs)
+        finally:
+            sidecar.close_session()
     # The full message goes back and forth as the sidecar's own JSON bytes: it is never
     # decoded here, and a task cannot change it.
     full = call(
@@ -233,6 +239,64 @@ def _run_in_sidecar(
         + schemas_json
         + b"}",
     )
+    return _next_message(next_json)
+
+
+def _run_session(
+    call: Callable[[str, bytes], bytes],
+    task_function: Callable[..., Any],
+    cumulus_message: dict,
+    context: Any,
+    schemas: dict | None,
+    taskargs: dict,
+) -> Any:
+    """Protocol v2: the sidecar keeps the full message; only the nested event, the task's
+    response and the next message cross the pipe (the same bytes as the v1 commands)."""
+    schemas_json = encode(schemas)
+    begun = decode(
+        call(
+            "beginTask",
+            b'{"event":'
+            + encode(cumulus_message)
+            + b',"context":'
+            + encode(context_dict(context))
+            + b',"schemas":'
+            + schemas_json
+            + b"}",
+        )
+    )
+    handle_json = encode(begun["handle"])
+    nested = begun["nestedEvent"]
+    message_config = nested.get("messageConfig")
+    try:
+        response = task_function(nested, context, **taskargs)
+    except Exception as error:
+        with contextlib.suppress(MessageAdapterError):
+            call("cancelTask", b'{"handle":' + handle_json + b"}")
+        return _workflow_error_message(error, cumulus_message, context)
+    try:
+        _check_output(response)
+    except TaskOutputError:
+        with contextlib.suppress(MessageAdapterError):
+            call("cancelTask", b'{"handle":' + handle_json + b"}")
+        raise
+    response_json = encode(response)
+    next_json = call(
+        "completeTask",
+        b'{"handle":'
+        + handle_json
+        + b',"handler_response":'
+        + response_json
+        + b',"message_config":'
+        + encode(message_config)
+        + b',"schemas":'
+        + schemas_json
+        + b"}",
+    )
+    return _next_message(next_json)
+
+
+def _next_message(next_json: bytes) -> Any:
     # The answer is one line of compact JSON: its length is the message's size.
     check_output_size(len(next_json) - next_json.endswith(b"\n"), output_limit())
     return decode(next_json)

@@ -52,6 +52,8 @@ LARGE_DOCUMENT = 64 * 1024
 SCRIPT = "cumulus-message-adapter"
 DEADLINE_MARGIN_MS = 500
 MARGIN_VARIABLE = "CUMULUS_MESSAGE_ADAPTER_DEADLINE_MARGIN_MS"
+PROTOCOL_VARIABLE = "CUMULUS_MESSAGE_ADAPTER_PROTOCOL"
+"""``1`` keeps the client on protocol v1 (three commands) even with a sidecar that speaks v2."""
 
 # ---- JSON: msgspec when installed (several times faster), else the standard library ------
 
@@ -191,12 +193,19 @@ class Sidecar:
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._stderr_thread: threading.Thread | None = None
         self._watchdog = _Watchdog()
+        self._protocol: int | None = None
+        self._in_session = False
 
     @property
     def pid(self) -> int | None:
         """The child's process id, or ``None`` when none is running."""
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def protocol(self) -> int | None:
+        """The protocol version the running child speaks, once asked (``None`` before)."""
+        return self._protocol
 
     def start(self) -> None:
         """Start the child now (to keep the spawn out of the first invocation)."""
@@ -237,6 +246,42 @@ class Sidecar:
             if failed:
                 raise self._frame_error(line, command)
             return line
+
+    def open_session(self, call: Callable[[str, bytes], bytes]) -> bool:
+        """Whether this invocation may use the v2 session commands (then call
+        ``close_session`` when done): the child speaks v2 and no other thread holds the
+        one session it keeps. ``call`` (``call`` or ``call_within``'s) asks it on first use.
+        """
+        if os.environ.get(PROTOCOL_VARIABLE, "").strip() == "1":
+            return False
+        if self._protocol is None:
+            self._protocol = self._ask_protocol(call)
+        with self._lock:
+            if self._protocol < 2 or self._in_session:
+                return False
+            self._in_session = True
+            return True
+
+    def close_session(self) -> None:
+        """The invocation that opened a session is done with it."""
+        self._in_session = False
+
+    def _ask_protocol(self, call: Callable[[str, bytes], bytes]) -> int:
+        """1 or 2: a ``hello`` answer, or 1 when the child does not know the command.
+
+        Only a child started with ``--structured-errors`` (ours) is asked: the historic
+        adapter ends its process on an unknown command.
+        """
+        if "--structured-errors" not in self.command:
+            return 1
+        try:
+            answer = decode(call("hello", b"{}"))
+        except MessageAdapterError as error:
+            if isinstance(error, AdapterTimeoutError):
+                raise
+            return 1
+        version = answer.get("protocol") if isinstance(answer, dict) else None
+        return version if isinstance(version, int) and version >= 1 else 1
 
     def call_within(self, context: Any) -> Callable[[str, bytes], bytes]:
         """``call`` bounded by the invocation's deadline that ``context`` tells, if any.
@@ -289,6 +334,7 @@ class Sidecar:
         if process is not None:
             self._reap(process)
         self._stderr_tail.clear()
+        self._protocol = None  # a new child: ask again
         try:
             process = subprocess.Popen(
                 self.command,
@@ -315,11 +361,14 @@ class Sidecar:
     def _frame_error(self, detail: bytes, command: str) -> MessageAdapterError:
         try:
             info = decode(detail)
+            step = info.get("step")
+            command = step if isinstance(step, str) else _v1_name(command)
             return adapter_error(str(info.get("name")), str(info.get("message")), command)
         except (ValueError, AttributeError):
             return MessageAdapterError(detail.decode(errors="replace").strip(), command=command)
 
     def _died(self, command: str) -> AdapterProcessError:
+        command = _v1_name(command)
         process, self._process = self._process, None
         status = self._reap(process) if process is not None else None
         if self._stderr_thread is not None:
@@ -334,6 +383,7 @@ class Sidecar:
         )
 
     def _timed_out(self, command: str, timeout: float) -> AdapterTimeoutError:
+        command = _v1_name(command)
         process, self._process = self._process, None
         if process is not None:
             self._reap(process)
@@ -359,6 +409,14 @@ class Sidecar:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+
+
+_V1_NAMES = {"beginTask": "loadAndUpdateRemoteEvent", "completeTask": "createNextEvent"}
+
+
+def _v1_name(command: str) -> str:
+    """The v1 command an error names (as the published client's errors do)."""
+    return _V1_NAMES.get(command, command)
 
 
 def command_timeout(remaining_ms: Any, environ: Any = None) -> float | None:
