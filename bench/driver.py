@@ -302,6 +302,27 @@ def spawn_to_first_answer(
     return _interleaved(sidecars, repeats, measure)
 
 
+def spawn_to_first_cycle(
+    sidecars: dict[str, Sequence[str]], message: dict, context: dict, repeats: int
+) -> dict[str, float]:
+    """Median seconds from spawn until the third answer of a first full cycle (v1)."""
+    event, context_bytes = encode(message), encode(context)
+
+    def measure(argv: Sequence[str]) -> float:
+        started = time.perf_counter()
+        sidecar = Sidecar(argv)
+        try:
+            cycle = run_cycle(sidecar, event, context_bytes)
+            elapsed = time.perf_counter() - started
+            check_cycle(message, cycle)
+            sidecar.close()
+            return elapsed
+        finally:
+            sidecar.kill()
+
+    return _interleaved(sidecars, repeats, measure)
+
+
 def start_to_exit(sidecars: dict[str, Sequence[str]], repeats: int) -> dict[str, float]:
     """Median seconds from spawn to a clean exit when the stream is just ``<EXIT>``."""
 

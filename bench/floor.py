@@ -16,8 +16,6 @@ import gc
 import os
 import sys
 
-import msgspec
-
 
 def answer(command: bytes, request: dict) -> object:
     """The minimal answer to one request (the request itself is left as it was)."""
@@ -29,11 +27,25 @@ def answer(command: bytes, request: dict) -> object:
     return event
 
 
+def codec(library: str) -> tuple:
+    """``(decode, encode)`` of the JSON library named (``msgspec`` or ``orjson``)."""
+    if library == "orjson":
+        import orjson
+
+        return orjson.loads, orjson.dumps
+    import msgspec
+
+    return msgspec.json.Decoder().decode, msgspec.json.Encoder().encode
+
+
 def main() -> None:
-    """Serve frames on stdin/stdout until ``<EXIT>`` or end of input."""
+    """Serve frames on stdin/stdout until ``<EXIT>`` or end of input.
+
+    ``python floor.py [msgspec|orjson]``: the JSON library (default msgspec). orjson
+    imports in a millisecond or two, so the orjson floor is the cold-start floor.
+    """
     gc.disable()
-    decode = msgspec.json.Decoder().decode
-    encode = msgspec.json.Encoder().encode
+    decode, encode = codec(sys.argv[1] if len(sys.argv) > 1 else "msgspec")
     readline = sys.stdin.buffer.readline
     stdout = sys.stdout.buffer
     while True:

@@ -10,6 +10,9 @@
  *
  *   cd clients/node && npm ci && cd ../..        # once: the published client for comparison
  *   node bench/node_client.js [--quick] [--adapter-dir DIR] [--python PY] [--output FILE]
+ *                             [--sizes 1,2000,20000]
+ *
+ * Each launch is measured over protocol v1 (CUMULUS_MESSAGE_ADAPTER_PROTOCOL=1) and v2.
  *
  * Without --adapter-dir a bundle is built with `.venv/bin/cumulus-message-adapter bundle
  * --no-exe` into a temporary directory (add --with-exe for cma_bin/cma and the
@@ -24,7 +27,7 @@ const { execFileSync } = require('child_process');
 
 const REPO = path.resolve(__dirname, '..');
 const CLIENT_DIR = path.join(REPO, 'clients', 'node');
-const SIZES = [1, 2000];
+let SIZES = [1, 2000];
 const WARM_TARGET_MS = 3; // issue 3: warm overhead at 1 granule
 
 function parseArgs(argv) {
@@ -42,6 +45,7 @@ function parseArgs(argv) {
     else if (arg === '--python') options.python = value();
     else if (arg === '--output') options.output = path.resolve(value());
     else if (arg === '--json') options.json = path.resolve(value());
+    else if (arg === '--sizes') SIZES = value().split(',').filter(Boolean).map(Number);
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0]);
       process.exit(0);
@@ -167,13 +171,20 @@ async function main() {
     ? { warm: { budgetMs: 300, min: 5, max: 200 }, cold: { budgetMs: 0, min: 2, max: 2 }, published: { budgetMs: 0, min: 2, max: 2 } }
     : { warm: { budgetMs: 3000, min: 30, max: 2000 }, cold: { budgetMs: 4000, min: 9, max: 25 }, published: { budgetMs: 6000, min: 9, max: 25 } };
 
-  const launches = [{ name: 'python DIR stream', env: undefined }];
-  if (fs.existsSync(path.join(adapterDir, 'cma_bin', 'cma'))) launches.push({ name: 'DIR/cma_bin/cma stream', env: 'true' });
+  const launches = [
+    { name: 'python DIR stream, protocol v1', env: undefined, protocol: '1' },
+    { name: 'python DIR stream, protocol v2', env: undefined, protocol: '2' },
+  ];
+  if (fs.existsSync(path.join(adapterDir, 'cma_bin', 'cma'))) {
+    launches.push({ name: 'DIR/cma_bin/cma stream, protocol v1', env: 'true', protocol: '1' });
+    launches.push({ name: 'DIR/cma_bin/cma stream, protocol v2', env: 'true', protocol: '2' });
+  }
 
   const rows = [];
   for (const launch of launches) {
     if (launch.env) process.env.USE_CMA_BINARY = launch.env;
     else delete process.env.USE_CMA_BINARY;
+    process.env.CUMULUS_MESSAGE_ADAPTER_PROTOCOL = launch.protocol;
     for (const granules of SIZES) {
       const message = makeMessage(python, granules);
       const bytes = Buffer.byteLength(JSON.stringify(message));
@@ -197,7 +208,7 @@ async function main() {
       await warmAdapter.close();
 
       let theirs = null;
-      if (published) {
+      if (published && launch.protocol === '1') {
         const check = await quietly(() => published.runCumulusTask(returnInput, message, lambdaContext()));
         if (JSON.stringify(check) !== JSON.stringify(first)) throw new Error('the two clients disagree on the next message');
         theirs = await quietly(() => sample(

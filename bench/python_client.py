@@ -101,9 +101,14 @@ def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[st
     # 2000 granules (1.7 MB) are over Step Functions' 256 KiB limit, which the client
     # enforces; a limit this high keeps the size check, and its cost, in every call.
     base["CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES"] = str(1 << 40)
+    sidecar = {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}
     rows = [
         ("in-process", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "inprocess"}),
-        ("sidecar (console script)", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}),
+        (
+            "sidecar (console script), protocol v1",
+            {**sidecar, "CUMULUS_MESSAGE_ADAPTER_PROTOCOL": "1"},
+        ),
+        ("sidecar (console script), protocol v2", sidecar),
     ]
     if bundle:
         out = Path(bundle).absolute()
@@ -129,6 +134,11 @@ def main() -> None:
     parser.add_argument("--bundle", help="also measure a sidecar from this bundle directory")
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="comma-separated granule counts (default: %(default)s)",
+    )
+    parser.add_argument(
         "--cpu",
         default="last",
         help="pin the task process and its sidecar to this CPU (default: the "
@@ -152,7 +162,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as scratch:
         for label, env in configurations(args.bundle, Path(scratch)):
-            for granules in SIZES:
+            for granules in [int(size) for size in args.sizes.split(",") if size.strip()]:
                 started = time.perf_counter()
                 result = measure(env, granules, spawns, budget, cpu)
                 lines.append(

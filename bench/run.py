@@ -130,6 +130,30 @@ def measure(
             samples=str(mode.spawns),
         )
     )
+    log("spawn to first full cycle, beside the orjson floor ...")
+    cold = driver.spawn_to_first_cycle(
+        {**sidecars, "orjson": [*floor, "orjson"]}, make_message(1), LAMBDA_CONTEXT, mode.spawns
+    )
+    rows.append(
+        Row(
+            "spawn to first full cycle (1 granule), against the orjson floor",
+            cold["ours"],
+            cold["orjson"],
+            "ms",
+            target="≤ 1.3x orjson floor",
+            ratio_limit=1.3,
+            samples=str(mode.spawns),
+        )
+    )
+    rows.append(
+        Row(
+            "spawn to first full cycle (1 granule), against the msgspec floor",
+            cold["ours"],
+            cold["floor"],
+            "ms",
+            samples=str(mode.spawns),
+        )
+    )
     log("start to exit ...")
     bare = driver.start_to_exit(sidecars, mode.spawns)
     rows.append(
