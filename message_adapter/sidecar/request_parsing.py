@@ -37,20 +37,22 @@ _DecodeError: Any = _NotLoaded
 _ValidationError: Any = _NotLoaded
 
 
-def _decode_request(body: bytes) -> Any:  # rebound by _load_lazy_parser
-    _load_lazy_parser()
+def _decode_request(body: bytes) -> Any:  # rebound by load_lazy_parser
+    load_lazy_parser()
     return _decode_request(body)
 
 
-def _decode_parts(body: bytes) -> Any:  # rebound by _load_lazy_parser
-    _load_lazy_parser()
+def _decode_parts(body: bytes) -> Any:  # rebound by load_lazy_parser
+    load_lazy_parser()
     return _decode_parts(body)
 
 
-def _load_lazy_parser() -> None:
-    """Define the msgspec structures of the lazy parse (once)."""
+def load_lazy_parser() -> None:
+    """Load msgspec and define the structures of the lazy parse (once; idempotent)."""
     global Raw, _DecodeError, _ValidationError, _decode_request, _decode_parts
     msgspec = jsonio.msgspec_module()
+    if Raw is msgspec.Raw:
+        return
     raw = msgspec.Raw
 
     class _Request(msgspec.Struct):
