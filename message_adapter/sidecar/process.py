@@ -81,11 +81,17 @@ def _warming_up(run: Any) -> Any:
     def counted(command: str, body: bytes) -> Any:
         nonlocal count
         count += 1
-        if count == _LIGHT_REQUESTS and jsonio.is_light():
-            import threading
+        try:
+            return run(command, body)
+        finally:
+            if count == _LIGHT_REQUESTS and jsonio.is_light():
+                # Started once the answer is ready: the import takes the interpreter while
+                # the answer goes out and the client works, not while the request is served.
+                import threading
 
-            threading.Thread(target=_load_fast_json, name="cma-load-msgspec", daemon=True).start()
-        return run(command, body)
+                threading.Thread(
+                    target=_load_fast_json, name="cma-load-msgspec", daemon=True
+                ).start()
 
     return counted
 
