@@ -31,6 +31,8 @@ def test_quick_run_renders_every_row(tmp_path: Path) -> None:
     assert metrics == [
         "warm cycle, 1 granule (2.1 KB)",
         "spawn to first answer (1 granule)",
+        "spawn to first full cycle (1 granule), against the orjson floor",
+        "spawn to first full cycle (1 granule), against the msgspec floor",
         "cold start to exit (no requests)",
         "peak RSS, 1 granule",
     ]
