@@ -5,7 +5,11 @@ Every test runs with fake credentials, no AWS profile or config file, and
 Tests that use S3 ask for ``s3_env``: a moto server (started once per session, stopped at
 the end) becomes the endpoint, for in-process calls and for subprocesses alike.
 ``flaky_s3`` puts a small proxy in front of it that can fail chosen requests once.
-Tests that need another endpoint (LocalStack in e2e tests) set it with ``monkeypatch``."""
+Tests that need another endpoint (LocalStack in e2e tests) set it with ``monkeypatch``.
+
+Property tests run hypothesis's "dev" profile (100 examples each, which keeps
+``scripts/test --fast`` to seconds) unless ``CI`` is set or ``HYPOTHESIS_PROFILE=ci``:
+then 500 examples each. Neither has a deadline: a loaded machine is not a failure."""
 
 import os
 import uuid
@@ -13,9 +17,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from message_adapter.jsonio import dumps
 from tests.helpers import DEAD_ENDPOINT, FlakyProxy, MotoServer, free_port
+
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile("ci", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 # Settings that could lead boto3 to real AWS or to the developer's own credentials.
 _AWS_UNSET = (

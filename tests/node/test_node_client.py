@@ -9,6 +9,7 @@ tests cover messages stored in S3 too. Needs Node.js 18+ and npm on PATH.
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ def _needs_install() -> bool:
     return not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
 
 
-def test_node_client_suite(s3_env: dict[str, str], bucket: str) -> None:
+def test_node_client_suite(
+    s3_env: dict[str, str], bucket: str, node_counts: Callable[[str], dict[str, str]]
+) -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         pytest.fail("the Node client's tests need Node.js 18+ and npm on PATH")
@@ -39,16 +42,16 @@ def test_node_client_suite(s3_env: dict[str, str], bucket: str) -> None:
         assert install.returncode == 0, f"npm ci failed:\n{install.stdout}\n{install.stderr}"
     env = {**s3_env, "CMA_TEST_PYTHON": sys.executable, "CMA_TEST_S3_BUCKET": bucket}
     result = subprocess.run(
-        [node, "--test"],
+        [node, "--test", "--test-reporter=tap"],
         cwd=CLIENT,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    summary = [line for line in result.stdout.splitlines() if line.startswith("# ")][-8:]
+    counts = node_counts(result.stdout)
     assert result.returncode == 0, (
         f"node --test failed (exit {result.returncode}):\n{result.stdout[-20000:]}\n"
         f"{result.stderr[-5000:]}"
     )
-    print("\n".join(summary))
+    assert int(counts.get("tests", 0)) > 0, f"node --test ran no tests:\n{result.stdout}"

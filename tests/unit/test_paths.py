@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from jsonpath_ng import parse
 
@@ -46,7 +46,6 @@ def ours(path: str, document: Any) -> list[Any]:
         return ["error"]
 
 
-@settings(max_examples=600, deadline=None)
 @given(path=PATHS, document=DOCS)
 @example(path="$.a[0]", document={"a": "xy"})
 @example(path="$.a[0]", document={"a": 5})
@@ -61,7 +60,6 @@ def test_fast_evaluator_agrees_with_jsonpath_ng(path: str, document: Any) -> Non
         assert ours(path, document) == expected
 
 
-@settings(max_examples=300, deadline=None)
 @given(path=PATHS, document=DOCS)
 def test_locations_lead_back_to_the_matched_values(path: str, document: Any) -> None:
     try:
@@ -77,7 +75,6 @@ def test_locations_lead_back_to_the_matched_values(path: str, document: Any) -> 
         assert node is value
 
 
-@settings(max_examples=300, deadline=None)
 @given(path=PATHS, document=DOCS)
 def test_first_is_the_first_match_or_none(path: str, document: Any) -> None:
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import ValidationError
 
@@ -54,7 +54,6 @@ def both(command: str, request: dict) -> tuple[Any, Any]:
     return outcomes[0], outcomes[1]
 
 
-@settings(max_examples=300, deadline=None)
 @given(MESSAGES, st.sampled_from([None, {}, {"functionName": "f"}]))
 def test_load_and_update_remote_event_is_unchanged_by_partial_parsing(
     message: dict, context: Any
@@ -63,14 +62,12 @@ def test_load_and_update_remote_event_is_unchanged_by_partial_parsing(
     assert partial == full
 
 
-@settings(max_examples=300, deadline=None)
 @given(MESSAGES)
 def test_load_nested_event_is_unchanged_by_partial_parsing(message: dict) -> None:
     full, partial = both("loadNestedEvent", {"event": message, "schemas": None})
     assert partial == full
 
 
-@settings(max_examples=300, deadline=None)
 @given(MESSAGES, VALUES, MESSAGE_CONFIGS)
 def test_create_next_event_is_unchanged_by_partial_parsing(
     message: dict, response: Any, message_config: Any

@@ -1,8 +1,6 @@
 """Loading and calling tasks: Python callables and --exec commands (the task protocol)."""
 
 import asyncio
-import json
-import shlex
 from pathlib import Path
 
 import pytest
@@ -17,12 +15,6 @@ from message_adapter.tasks.loading import (
 from tests.helpers import wait_until
 
 NESTED = {"input": {"granules": [1, 2]}, "config": {"name": "MOD09GQ"}}
-
-
-def failing_command(name: str, message: str, status: int = 1) -> str:
-    """A shell command whose last stderr line is the error object, then exit ``status``."""
-    line = json.dumps({"name": name, "message": message})
-    return "sh -c " + shlex.quote(f"echo {shlex.quote(line)} >&2; exit {status}")
 
 
 def write(path: Path, text: str) -> Path:

@@ -242,12 +242,16 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
         wait_until(lambda: len(sfn.heartbeats) >= 3)
         ran_for.append(time.monotonic() - started)
 
+    others = set(threading.enumerate())
     worker, thread, _ = start(sfn, task, heartbeat=0.1)
     sfn.add("t1", {})
     sfn.wait_answers(1)
     beats = len(sfn.heartbeats)
-    time.sleep(0.3)
     stop(worker, thread)
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t not in others and t.name == "heartbeat"],
+        what="the heartbeat thread ending",
+    )
     assert set(sfn.heartbeats) == {"t1"}
     assert beats <= ran_for[0] / 0.1 + 2, "no more than one heartbeat per interval"
     assert len(sfn.heartbeats) == beats, "no heartbeat after the answer"
@@ -258,10 +262,14 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
 
 def test_stop_lets_a_running_task_finish_and_answers_it() -> None:
     sfn = FakeStepFunctions()
-    started = threading.Event()
-    worker, thread, _ = start(sfn, lambda e, c: started.set() or time.sleep(0.3) or "done", grace=5)
+    started, release = threading.Event(), threading.Event()
+    worker, thread, _ = start(
+        sfn, lambda e, c: started.set() or release.wait(5) and "done", grace=5
+    )
     sfn.add("t1", {})
-    started.wait(5)
+    assert started.wait(5)
+    worker.stop()
+    release.set()
     assert stop(worker, thread) == 0
     assert sfn.answers == [("success", "t1", {"payload": "done", "exception": "None"})]
 
@@ -277,7 +285,7 @@ def test_task_still_running_at_the_deadline_is_failed_once() -> None:
     assert (kind, token, error) == ("failure", "t1", "WorkerShutdownError")
     assert "0.2 s grace" in cause
     release.set()
-    time.sleep(0.2)
+    wait_until(lambda: [line for line in task_lines(log) if line["outcome"] == "late"])
     assert len(sfn.answers) == 1, "the late finish must not answer again"
 
 
@@ -295,7 +303,7 @@ def test_deadline_kills_task_commands() -> None:
 
 
 def test_task_delivered_by_a_poll_in_flight_at_stop_is_run() -> None:
-    sfn = FakeStepFunctions(poll_wait=1.0)
+    sfn = FakeStepFunctions(poll_wait=5.0)
     worker, thread, _ = start(sfn, lambda e, c: "ran", grace=5)
     wait_until(lambda: sfn.polls == 1)  # the poll is waiting now
     worker.stop()
@@ -305,12 +313,14 @@ def test_task_delivered_by_a_poll_in_flight_at_stop_is_run() -> None:
 
 
 def test_task_delivered_after_the_deadline_is_failed_without_running() -> None:
-    sfn = FakeStepFunctions(poll_wait=1.0)
-    ran = []
-    worker, thread, _ = start(sfn, lambda e, c: ran.append(1), grace=0)
+    sfn = FakeStepFunctions(poll_wait=5.0)
+    ran, deadline_passed = [], threading.Event()
+    worker, thread, _ = start(
+        sfn, lambda e, c: ran.append(1), grace=0, on_deadline=deadline_passed.set
+    )
     wait_until(lambda: sfn.polls == 1)
     worker.stop()
-    time.sleep(0.2)  # the deadline passes while the poll still waits
+    assert deadline_passed.wait(5), "the deadline passes while the poll still waits"
     sfn.add("t1", {})
     thread.join(5)
     assert not thread.is_alive() and ran == []
@@ -321,11 +331,13 @@ def test_task_delivered_after_the_deadline_is_failed_without_running() -> None:
 
 def test_no_poll_starts_after_stop() -> None:
     sfn = FakeStepFunctions()
+    others = set(threading.enumerate())
     worker, thread, _ = start(sfn, lambda e, c: 1, concurrency=2)
-    time.sleep(0.1)
+    wait_until(lambda: sfn.polls >= 2)
     stop(worker, thread)
     polls = sfn.polls
-    time.sleep(0.2)
+    slots = [t for t in threading.enumerate() if t not in others and t.name.startswith("slot-")]
+    assert slots == [], "a slot that is still alive could start another poll"
     assert sfn.polls == polls
 
 
