@@ -330,8 +330,14 @@ _SPAN = 10000
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing is bound to 127.0.0.1:port."""
+    """True when a server could listen on 127.0.0.1:port now.
+
+    The probe sets SO_REUSEADDR, as the servers the tests start do (moto's werkzeug, the
+    proxy's http.server, LocalStack): without it, the connections a previous run left in
+    TIME_WAIT for a minute would make a free port look taken.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

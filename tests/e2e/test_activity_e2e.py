@@ -122,7 +122,14 @@ def test_two_workers_drain_200_executions_exactly_once(sfn, bucket, workers) -> 
     activity = new_activity(sfn)
     pool = [workers(activity, f"{TASKS}:tag", concurrency=4, name=f"scale-{n}") for n in range(2)]
     machine = create_state_machine(sfn, {"Tag": activity_state(activity, {})}, "Tag")
-    time.sleep(1)  # both workers are polling
+    wait_until(
+        lambda: all(
+            any(record.get("event") == "worker_started" for record in worker.records())
+            for worker in pool
+        ),
+        timeout=60,
+        what="both workers started",
+    )
     started = time.monotonic()
     executions = []
     for n in range(total):

@@ -244,16 +244,36 @@ def test_read_cut_off_mid_body_is_retried(s3: Any, bucket: str, flaky_s3: FlakyP
 def test_s3_that_comes_up_late_is_retried(
     s3: Any, bucket: str, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A refused connection is retried, and S3 answering by the next attempt is enough.
+
+    S3 comes up right after the first refusal, not after a set time: botocore's backoff
+    for connection errors is random and, since botocore 1.36, spans well under a second.
+    """
+    import urllib3.util.connection
+
     put_json(s3, bucket, "events/a", {"late": True})
     proxy = FlakyProxy(moto_server.port, listening=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-    timer = threading.Timer(0.2, proxy.listen)
-    timer.start()
+    connect = urllib3.util.connection.create_connection
+    refused = []
+
+    def come_up_after_the_first_refusal(address: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return connect(address, *args, **kwargs)
+        except ConnectionRefusedError:
+            refused.append(address)
+            if len(refused) == 1:
+                proxy.listen()
+            raise
+
+    monkeypatch.setattr(
+        urllib3.util.connection, "create_connection", come_up_after_the_first_refusal
+    )
     try:
         assert S3Store().get_json(bucket, "events/a") == {"late": True}
     finally:
-        timer.join()
         proxy.stop()
+    assert len(refused) == 1
     assert proxy.count("GET") == 1
 
 

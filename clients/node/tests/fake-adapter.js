@@ -7,7 +7,7 @@
 //   hang-on-flag=CMD        never answer CMD when the event's payload has `hang: true`
 //   die-on=CMD              write a line on stderr and exit 3 when CMD arrives
 //   warn-then-fail=CMD      write a warning on stderr, then answer CMD with an error frame
-//   slow=MS                 wait MS before every answer
+//   hold-until=FILE         answer nothing until FILE exists
 //   ignore-term             ignore SIGTERM
 //   pid-file=FILE           append this process id to FILE
 
@@ -68,7 +68,11 @@ lines.on('line', (line) => {
   command = null;
   body = [];
   queue = queue.then(async () => {
-    if (options.slow) await new Promise((resolve) => setTimeout(resolve, Number(options.slow)));
+    if (options['hold-until']) {
+      while (!fs.existsSync(options['hold-until'])) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
     if (shouldHang(current, request)) {
       setInterval(() => {}, 1000);
       await new Promise(() => {});

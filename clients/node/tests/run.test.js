@@ -47,7 +47,7 @@ test('a sync task gets the nested event and the context; its result becomes the 
 
 test('an async task is awaited; undefined output gives a null payload', async () => {
   const next = await cma.runCumulusTask(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setImmediate(resolve));
   }, message(), lambdaContext());
   assert.equal(next.payload, null);
 });
@@ -208,7 +208,8 @@ test('multi-byte text split over many pipe chunks and lone surrogates survive th
 test('concurrent invocations through the shared adapter keep their own results', async () => {
   const runs = Array.from({ length: 10 }, (_, i) => cma.runCumulusTask(
     async (event) => {
-      await new Promise((resolve) => setTimeout(resolve, 10 - i));
+      // Later invocations finish first: each yields to the event loop 10 - i times.
+      for (let turn = 0; turn < 10 - i; turn += 1) await new Promise((resolve) => setImmediate(resolve));
       return { i: event.input.i, collection: event.config.collection };
     },
     message({ payload: { i } }),

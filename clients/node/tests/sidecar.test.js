@@ -51,7 +51,7 @@ test('concurrent invocations are serialized on one sidecar and each gets its own
   const adapter = new MessageAdapter({ command: devAdapterCommand() });
   try {
     const runs = Array.from({ length: 25 }, (_, i) => adapter.runCumulusTask(async (event) => {
-      await new Promise((resolve) => setTimeout(resolve, (i * 7) % 5));
+      for (let turn = 0; turn < (i * 7) % 5; turn += 1) await new Promise((resolve) => setImmediate(resolve));
       return { doubled: event.input.i * 2 };
     }, message({ i }), lambdaContext()));
     const results = await Promise.all(runs);
@@ -162,13 +162,15 @@ test('a sidecar that ignores SIGTERM after a missed deadline is killed anyway', 
 });
 
 test('a command queued behind a busy sidecar fails at its own deadline', async () => {
-  const adapter = new MessageAdapter({ command: fakeAdapterCommand('slow=150') });
+  const release = path.join(tempDir('cma-node-hold-'), 'release');
+  const adapter = new MessageAdapter({ command: fakeAdapterCommand(`hold-until=${release}`) });
   try {
     const slow = adapter.runCumulusTask(identity, message({ slow: true }), lambdaContext());
     const hurried = adapter.runCumulusTask(identity, message(), lambdaContext({
       getRemainingTimeInMillis: () => 100,
     }));
     await assert.rejects(hurried, { timedOut: true, command: 'loadAndUpdateRemoteEvent' });
+    fs.writeFileSync(release, '');
     assert.deepEqual((await slow).payload, { slow: true });
     assert.equal(adapter.spawned, 1);
   } finally {
@@ -231,12 +233,16 @@ test('a script using the client exits by itself and leaves no sidecar behind', a
 });
 
 test('process.exit() with a busy sidecar does not leave it running', async () => {
-  const pidFile = path.join(tempDir('cma-node-pids-'), 'pids');
+  const dir = tempDir('cma-node-pids-');
+  const pidFile = path.join(dir, 'pids');
+  const hung = path.join(dir, 'hung');
   await runScript(`
+    const fs = require('fs');
     const { runCumulusTask, configure } = require('.');
-    configure({ command: ${JSON.stringify(fakeAdapterCommand(`pid-file=${pidFile}`, 'hang-on=createNextEvent'))} });
-    // createNextEvent never gets an answer: exit while it is in flight.
-    runCumulusTask((e) => { setTimeout(() => process.exit(0), 50); return e.input; }, { payload: 7 }, {});
+    configure({ command: ${JSON.stringify(fakeAdapterCommand(`pid-file=${pidFile}`, `hang-once=createNextEvent:${hung}`))} });
+    // createNextEvent never gets an answer: exit once the sidecar holds it.
+    setInterval(() => { if (fs.existsSync(${JSON.stringify(hung)})) process.exit(0); }, 5);
+    runCumulusTask((e) => e.input, { payload: 7 }, {});
   `);
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
   assert.ok(await waitFor(() => !isAlive(pid)), 'the sidecar outlived the script');
