@@ -62,7 +62,7 @@ class CompiledPath:
         """The keys and indexes of a simple path (empty for ``$``)."""
         if not self.is_simple:
             raise MessageError(f"JSONPath {self.text!r} is not a simple path like $.meta.a.b")
-        return list(self._steps)
+        return list(self._steps or ())
 
     @property
     def root_key(self) -> str | None:
@@ -81,7 +81,7 @@ class CompiledPath:
 
     def first(self, document: Any, default: Any = None) -> Any:
         """The first matching value, or ``default`` when nothing matches."""
-        if self.is_simple:
+        if self.is_simple and self._steps is not None:
             value = document
             for step in self._steps:
                 if isinstance(step, str):
@@ -241,6 +241,7 @@ def set_at(document: Any, location: Location, value: Any) -> Any:
     key = location[0]
     if key is None:
         raise MessageError("that JSONPath match is not a place a value can be written to")
+    updated: Any
     if isinstance(document, dict):
         updated = dict(document)
     elif isinstance(document, list) and isinstance(key, int):
@@ -251,7 +252,7 @@ def set_at(document: Any, location: Location, value: Any) -> Any:
     return updated
 
 
-def set_creating(document: dict, steps: list[Any], value: Any, *, path_text: str) -> dict:
+def set_creating(document: Any, steps: list[Any], value: Any, *, path_text: str) -> Any:
     """Like ``set_at`` for a simple path, creating missing objects along the way."""
     if not steps:
         raise MessageError(f"destination {path_text!r} must name a key, like {{$.meta.result}}")

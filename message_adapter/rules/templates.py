@@ -68,7 +68,7 @@ class _Inline:
     def render(self, document: Any) -> Any:
         out = []
         for piece in self.pieces:
-            if type(piece) is str:
+            if isinstance(piece, str):
                 out.append(piece)
                 continue
             written, path = piece

@@ -112,9 +112,9 @@ def serve(
             write(ERROR + b"\n" + dumps({**describe(error), "command": command}) + b"\n<EOC>\n")
         else:
             write(answer)
-            answer = None
+            del answer
             write(b"\n<EOC>\n")
         flush()
         # Freeing a large request takes a while; doing it after the answer is sent lets the
         # client work meanwhile.
-        body = None
+        del body

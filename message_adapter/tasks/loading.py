@@ -239,6 +239,7 @@ class ExecTask:
                 target=_feed, args=(process.stdin, dumps(nested_event)), daemon=True
             )
             feeder.start()
+            assert process.stdout is not None  # stdout=PIPE
             stdout = process.stdout.read()
             process.wait()
             relay.join()
@@ -312,4 +313,5 @@ def load_task(spec: str | None, exec_command: str | None) -> Task:
         raise TaskLoadError("give either TASK (module:function or file.py:function) or --exec")
     if exec_command is not None:
         return ExecTask(exec_command)
+    assert spec is not None  # exactly one of them, checked above
     return load_callable(spec)

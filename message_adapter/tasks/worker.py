@@ -107,7 +107,13 @@ class ActivityWorker:
         self._polling = 0
         self._fatal: str | None = None
         self._done = threading.Event()
-        self.counts = {"succeeded": 0, "workflow_error": 0, "failed": 0, "late": 0, "unanswered": 0}
+        self.counts: dict[str, Any] = {
+            "succeeded": 0,
+            "workflow_error": 0,
+            "failed": 0,
+            "late": 0,
+            "unanswered": 0,
+        }
 
     # ---- control -------------------------------------------------------------------
 
