@@ -38,7 +38,7 @@ def client_error(code: str, status: int = 400) -> ClientError:
 class FakeStepFunctions:
     """Tasks go in with ``add``; polls wait up to ``poll_wait`` s; answers are recorded."""
 
-    def __init__(self, poll_wait: float = 0.05) -> None:
+    def __init__(self, poll_wait: float = 0.02) -> None:
         self.poll_wait = poll_wait
         self.cond = threading.Condition()
         self.queue: list[tuple[str, str]] = []
@@ -243,7 +243,7 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
         ran_for.append(time.monotonic() - started)
 
     others = set(threading.enumerate())
-    worker, thread, _ = start(sfn, task, heartbeat=0.1)
+    worker, thread, _ = start(sfn, task, heartbeat=0.05)
     sfn.add("t1", {})
     sfn.wait_answers(1)
     beats = len(sfn.heartbeats)
@@ -253,7 +253,7 @@ def test_heartbeats_are_sent_while_a_task_runs() -> None:
         what="the heartbeat thread ending",
     )
     assert set(sfn.heartbeats) == {"t1"}
-    assert beats <= ran_for[0] / 0.1 + 2, "no more than one heartbeat per interval"
+    assert beats <= ran_for[0] / 0.05 + 2, "no more than one heartbeat per interval"
     assert len(sfn.heartbeats) == beats, "no heartbeat after the answer"
 
 
