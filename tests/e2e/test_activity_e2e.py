@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     unique,
     wait_execution,
 )
+from tests.e2e.localstack_server import CACHE
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -167,6 +168,6 @@ def test_two_workers_drain_200_executions_exactly_once(sfn, bucket, workers) -> 
         f"\nthroughput: {total} executions in {elapsed:.1f} s = "
         f"{rate:.1f} executions/s (2 workers x concurrency 4)\n"
     )
-    report = Path(__file__).resolve().parents[2] / ".localstack" / "throughput.txt"
-    report.parent.mkdir(exist_ok=True)
+    report = CACHE / "throughput.txt"
+    report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(f"{total} executions in {elapsed:.1f} s = {rate:.1f} executions/s\n")
