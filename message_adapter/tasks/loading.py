@@ -212,6 +212,7 @@ class ExecTask:
             raise TaskLoadError("--exec needs a command, e.g. --exec 'node task.js'")
         self._log = log
         self._running: set[subprocess.Popen] = set()
+        self._killed = False  # set by kill_all: a command that starts later is killed too
         self._lock = threading.Lock()
 
     def __call__(self, nested_event: Any, context: Any = None) -> Any:
@@ -229,6 +230,10 @@ class ExecTask:
             raise TaskLoadError(f"cannot start task command {self.command!r}: {error}") from None
         with self._lock:
             self._running.add(process)
+            killed = self._killed
+        if killed:  # kill_all ran while this command was starting
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
         try:
             last_line: list[bytes | None] = [None]
             relay = threading.Thread(
@@ -274,8 +279,13 @@ class ExecTask:
         return named_workflow_error(error.name) if isinstance(error, TaskError) else None
 
     def kill_all(self) -> None:
-        """Kill every running task command (and its children): for a shutdown deadline."""
+        """Kill every running task command (and its children): for a shutdown deadline.
+
+        Commands started from then on are killed as soon as they start, so one that was
+        starting at that moment does not escape.
+        """
         with self._lock:
+            self._killed = True
             running = list(self._running)
         for process in running:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -116,6 +116,15 @@ def test_kill_all_stops_a_running_command_and_its_children(tmp_path: Path) -> No
     assert "killed by SIGKILL" in str(errors[0])
 
 
+def test_command_starting_after_kill_all_is_killed_too() -> None:
+    task = ExecTask("sleep 30")
+    task.kill_all()  # as if the deadline came while this command was being started
+    started = time.monotonic()
+    with pytest.raises(TaskError, match="killed by SIGKILL"):
+        task(NESTED)
+    assert time.monotonic() - started < 10
+
+
 def _call_catching(task: ExecTask, errors: list[BaseException]) -> None:
     try:
         task(NESTED)
