@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from message_adapter import bundle
 from message_adapter.bundle import MANIFEST, BundleError, BundleReport, BundleTooLarge
@@ -265,7 +266,7 @@ class Steps:
             timings.write(f"{stamp_time} {name} {elapsed:.1f}s\n")
         self.log(f"  {title}: done in {elapsed:.1f} s")
 
-    def command(self, name: str, argv: list[str], **kwargs: object) -> None:
+    def command(self, name: str, argv: list[str], **kwargs: Any) -> None:
         """Run ``argv`` with its output in ``logs/<name>.log``; fail with the log's end."""
         log_path = self.logs / f"{name}.log"
         with open(log_path, "w") as log_file:

@@ -540,7 +540,7 @@ def _local_error(action: str, bucket: str, key: str, error: OSError) -> RemoteSt
         errno.ENOTDIR: "a part of the key names a file, not a folder",
         errno.EACCES: "check the store folder's permissions",
         errno.ENOSPC: "free some disk space",
-    }.get(error.errno, "check the store folder")
+    }.get(error.errno or 0, "check the store folder")
     return RemoteStoreError(
         f"cannot {action} {_short(bucket + '/' + key)} in the local store: {reason}; {hint}"
     )

@@ -57,7 +57,7 @@ def _read_body(stdin: BinaryIO) -> bytes:
     # without a copy (a list of a million short lines would cost several times the body).
     buffer = io.BytesIO()
     buffer.write(first)
-    first = None
+    del first
     while not _is_end(line):
         buffer.write(line)
         line = stdin.readline()

@@ -156,7 +156,9 @@ def fetch_function(
     return function
 
 
-def download_and_unpack(url: str, dest: str | os.PathLike, work_dir: str | os.PathLike, what: str):
+def download_and_unpack(
+    url: str, dest: str | os.PathLike[str], work_dir: str | os.PathLike[str], what: str
+) -> None:
     """Download the zip at ``url`` into ``work_dir`` and unpack it into ``dest``."""
     with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".zip", delete=False) as handle:
         archive = Path(handle.name)

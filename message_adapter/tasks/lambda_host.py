@@ -224,11 +224,11 @@ class LambdaHost:
             )
         ready = process.ready_answer or {}
         if not ready.get("ready"):
-            error = ready.get("error") or {}
+            failure = ready.get("error") or {}
             code = popen.wait(10)
             raise HandlerLoadError(
-                error.get("name") or "HandlerProcessError",
-                error.get("message")
+                failure.get("name") or "HandlerProcessError",
+                failure.get("message")
                 or f"the handler process exited with status {code} "
                 "before loading the handler (its output above says why)",
             )
@@ -295,11 +295,10 @@ class LambdaHost:
             {"id": request_id, "context": invocation.context, "env": invocation.env, "event": event}
         )
         with process.lock:
-            if process.gone:
-                pending = None
-            else:
+            gone = process.gone
+            if not gone:
                 process.pending[request_id] = pending
-        if pending is None:
+        if gone:
             return self.invoke(event, invocation)  # it died between the check and now
         with contextlib.suppress(OSError):  # on a dead pipe the reader fails this call
             process.send(line + b"\n")

@@ -96,7 +96,7 @@ def _referents_are_items() -> bool:
     and the keys too of a dict with other keys. True on CPython 3.10 to 3.13."""
     import datetime
 
-    items = [datetime.date(2000, 1, 1), None, True, 1, 1.5, "a", [], {}]
+    items: list[object] = [datetime.date(2000, 1, 1), None, True, 1, 1.5, "a", [], {}]
 
     def same(found: list, expected: list) -> bool:
         return len(found) == len(expected) and {id(x) for x in found} == {id(x) for x in expected}

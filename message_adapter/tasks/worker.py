@@ -131,9 +131,10 @@ class ActivityWorker:
             self._done.set()
             self._log("worker_stopped", **self.counts)
             return 0
+        where: dict[str, Any] = {"region": self.region} if self.region else {}
         self._log(
             "worker_started",
-            **({"region": self.region} if self.region else {}),
+            **where,
             concurrency=self.concurrency,
             heartbeat=self.heartbeat,
             grace=self.grace,

@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 
 from message_adapter.errors import TaskError
+from message_adapter.jsonio import dumps, loads
+from message_adapter.sidecar.commands import Adapter
+from message_adapter.stores import MemoryStore
 from message_adapter.tasks.loading import (
     ExecTask,
     TaskLoadError,
     parse_error_line,
 )
+from message_adapter.tasks.runner import run_message
 from tests.helpers import wait_until
 
 NESTED = {"input": {"granules": [1, 2]}, "config": {"name": "MOD09GQ"}}
@@ -151,3 +155,11 @@ def test_exec_python_task_runs_under_the_same_interpreter() -> None:
 )
 def test_error_line_is_an_object_with_a_name(line: bytes, parsed: tuple | None) -> None:
     assert parse_error_line(line) == parsed
+
+
+def test_exec_task_echoing_a_number_beyond_float_range_passes_it_on_exactly() -> None:
+    script = "import sys; sys.stdout.write(sys.stdin.read())"
+    task = ExecTask(f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}")
+    message = loads(b'{"task_config": {}, "payload": {"huge": 1e400}}')
+    result = run_message(Adapter(MemoryStore()), task, message)
+    assert dumps(result.message["payload"]) == b'{"input":{"huge":1E+400},"config":{}}'

@@ -246,14 +246,6 @@ def test_download_refuses_other_schemes(tmp_path: Path):
         download("file:///etc/passwd", tmp_path / "x")
 
 
-def test_download_retries_transient_failures_then_says_how_often(tmp_path: Path):
-    pauses: list[float] = []
-    url = "http://127.0.0.1:9/unreachable"  # the discard port: connection refused
-    with pytest.raises(LambdaCodeError, match="after 3 attempt"):
-        download(url, tmp_path / "x", attempts=3, timeout=1, sleep=pauses.append)
-    assert len(pauses) == 2
-
-
 def test_zip_bytes_round_trip_through_extract(tmp_path: Path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -92,7 +92,6 @@ def outcome(command: str, body: bytes, lazy_from: int) -> Any:
 CORRUPTIONS = st.sampled_from([None, b"\xff", b"\xc3", b"\xed\xa0\x80", b"\n", b"}"])
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(["loadAndUpdateRemoteEvent", "loadNestedEvent", "createNextEvent"]),
     AWKWARD_MESSAGES,

@@ -126,7 +126,7 @@ def main():
         send(answer_fd, {"ready": False, "error": describe(error)})
         sys.exit(3)
     send(answer_fd, {"ready": True, "pid": os.getpid()})
-    calls = []
+    calls: list[threading.Thread] = []
     with os.fdopen(request_fd, "rb") as requests:
         for line in requests:
             if not line.strip():
