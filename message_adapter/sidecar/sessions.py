@@ -96,11 +96,10 @@ class _step:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         if isinstance(error, Exception):
             with contextlib.suppress(AttributeError):  # an exception type without __dict__
-                error.adapter_step = self.command
-        return False
+                error.adapter_step = self.command  # type: ignore[attr-defined]
 
 
 def _tail(request: dict) -> bytes:

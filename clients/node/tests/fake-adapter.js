@@ -7,7 +7,7 @@
 //   hang-on-flag=CMD        never answer CMD when the event's payload has `hang: true`
 //   die-on=CMD              write a line on stderr and exit 3 when CMD arrives
 //   warn-then-fail=CMD      write a warning on stderr, then answer CMD with an error frame
-//   hold-until=FILE         answer nothing until FILE exists
+//   hold-until=FILE         answer no command (hello aside) until FILE exists
 //   ignore-term             ignore SIGTERM
 //   pid-file=FILE           append this process id to FILE
 
@@ -68,7 +68,7 @@ lines.on('line', (line) => {
   command = null;
   body = [];
   queue = queue.then(async () => {
-    if (options['hold-until']) {
+    if (options['hold-until'] && current !== 'hello') {
       while (!fs.existsSync(options['hold-until'])) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
