@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from message_adapter.cli.options import timeout_option, worker_options
+
 EXIT_FAILED = 1  # --lambdaInput: the handler failed; service: polling became impossible
 EXIT_USAGE = 2
 EXIT_FETCH = 3  # the function or a layer could not be fetched or unpacked
@@ -171,30 +173,15 @@ def read_lambda_input(text: str) -> Any:
     "restart the service on deploys); logged, not used.",
 )
 @click.option("--sqs-url", "--sqsUrl", "sqs_url", metavar="URL", hidden=True, help="Not supported.")
-@click.option(
-    "--concurrency",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Tasks run at once (one long poll each; one handler process serves them all).",
-)
-@click.option(
-    "--grace",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
+@worker_options(
+    concurrency_help="Tasks run at once (one long poll each; one handler process serves them all).",
+    grace_help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
     "answered with a failure (set the container's stopTimeout above it).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="What getRemainingTimeInMillis() counts down from: set it to the state's "
-    "TimeoutSeconds [the function's Timeout].",
+@timeout_option(
+    "What getRemainingTimeInMillis() counts down from: set it to the state's "
+    "TimeoutSeconds [the function's Timeout]."
 )
-@click.option("--worker-name", metavar="NAME", help="Name sent with each poll [host-pid].")
 def ecs_task(**options: Any) -> None:
     """Serve a Step Functions activity with a Lambda function's own handler, as the
     historic cumulus-ecs-task image does.

@@ -13,6 +13,14 @@ from typing import Any
 
 import click
 
+from message_adapter.cli.options import (
+    exec_option,
+    schemas_option,
+    store_option,
+    timeout_option,
+    worker_options,
+)
+
 TASK_HELP = """TASK is a Python callable, 'package.module:function' or 'path/file.py:function',
 called as function(nested_event, context). Or give --exec 'COMMAND ...' instead of TASK:
 the command gets the nested event as JSON on stdin and prints its result as JSON on
@@ -95,12 +103,7 @@ def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str
 
 @click.command(epilog=TASK_HELP)
 @click.argument("args", nargs=-1, metavar="[TASK] MESSAGE")
-@click.option(
-    "--exec",
-    "exec_command",
-    metavar="'COMMAND ...'",
-    help="Run this command as the task instead of a Python TASK.",
-)
+@exec_option()
 @click.option(
     "--context",
     "context_file",
@@ -108,26 +111,12 @@ def _split_args(args: tuple[str, ...], exec_command: str | None, names: list[str
     help="JSON object passed as the task's context (and recorded in "
     "meta.workflow_tasks, as a Lambda context is).",
 )
-@click.option(
-    "--schemas",
-    metavar="SPEC",
-    help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.",
-)
-@click.option(
-    "--store",
-    "store_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.",
-)
-@click.option(
-    "--timeout",
-    default=900.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="The task's time budget, as a Lambda's timeout: what "
+@schemas_option()
+@store_option("Use DIR/<bucket>/<key> instead of S3 for replace and ReplaceConfig.")
+@timeout_option(
+    "The task's time budget, as a Lambda's timeout: what "
     "context.get_remaining_time_in_millis() counts down from. Not enforced.",
+    default=900.0,
 )
 @click.option(
     "--pretty", is_flag=True, help="Indent the printed message (same JSON, two-space indent)."
@@ -211,19 +200,7 @@ def run(
     metavar="ARN",
     help="The Step Functions activity to serve (or $ACTIVITY_ARN).",
 )
-@click.option(
-    "--exec",
-    "exec_command",
-    metavar="'COMMAND ...'",
-    help="Run this command as the task instead of a Python TASK.",
-)
-@click.option(
-    "--concurrency",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Tasks run at once in this process (one long poll each).",
-)
+@exec_option()
 @click.option(
     "--heartbeat",
     type=click.FloatRange(min=0, min_open=True),
@@ -231,37 +208,18 @@ def run(
     help="Send SendTaskHeartbeat this often while a task runs (use with the "
     "state's HeartbeatSeconds).",
 )
-@click.option(
-    "--grace",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
+@worker_options(
+    concurrency_help="Tasks run at once in this process (one long poll each).",
+    grace_help="After SIGTERM/SIGINT, how long running tasks may finish before they are "
     "answered with a failure.",
 )
-@click.option("--worker-name", metavar="NAME", help="Name sent with each poll [host-pid].")
-@click.option(
-    "--timeout",
-    default=900.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Each task's time budget (set it to the state's TimeoutSeconds): what "
+@timeout_option(
+    "Each task's time budget (set it to the state's TimeoutSeconds): what "
     "context.get_remaining_time_in_millis() counts down from. Not enforced.",
+    default=900.0,
 )
-@click.option(
-    "--schemas",
-    metavar="SPEC",
-    help="Schema files: input=FILE,config=FILE,output=FILE or a JSON object.",
-)
-@click.option(
-    "--store",
-    "store_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="Use DIR/<bucket>/<key> instead of S3 (for local testing).",
-)
+@schemas_option()
+@store_option("Use DIR/<bucket>/<key> instead of S3 (for local testing).")
 def activity(
     args: tuple[str, ...], activity_arn: str, worker_name: str | None, **options: Any
 ) -> None:
