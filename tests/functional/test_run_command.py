@@ -30,21 +30,6 @@ MESSAGE = {
 }
 
 
-def echo_task(event: Any, context: Any) -> Any:
-    return {"seen": event}
-
-
-class NoGranulesWorkflowError(Exception):
-    pass
-
-
-def raising(error: Exception):
-    def task(event: Any, context: Any) -> Any:
-        raise error
-
-    return task
-
-
 # ---- run_message ------------------------------------------------------------------------
 
 

@@ -28,8 +28,6 @@ from message_adapter.tasks.runner import (
     run_message,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "tasks"
 MESSAGE = {
     "cumulus_meta": {
         "system_bucket": "internal",
