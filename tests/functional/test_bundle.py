@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from message_adapter.bundle import (
     trim_botocore,
 )
 from message_adapter.cli.app import cli
+from tests.helpers import Run, get_json, stream_input
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[2]
@@ -45,31 +45,6 @@ NESTED = {
     }
 }
 NESTED_ANSWER = {"input": {"granules": [{"granuleId": "g1"}]}, "config": {"name": "MOD09GQ"}}
-
-
-@dataclass
-class Run:
-    """A finished adapter process."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-    def answers(self) -> list[Any]:
-        """The JSON answers of a stream run, in order."""
-        frames = self.stdout.split(b"\n<EOC>\n")
-        assert frames[-1] == b"", f"output does not end with <EOC>: {self.stdout[-200:]!r}"
-        return [json.loads(frame) for frame in frames[:-1]]
-
-
-def stream_input(*frames: tuple[str, Any]) -> bytes:
-    """Stream protocol input: one frame per ``(command, request)``, then ``<EXIT>``."""
-    parts = [f"{command}\n{json.dumps(request)}\n<EOC>\n" for command, request in frames]
-    return "".join(parts).encode() + b"<EXIT>\n"
-
-
-def get_json(s3: Any, bucket: str, key: str) -> Any:
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def _has_pyinstaller() -> bool:

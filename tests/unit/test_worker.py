@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from message_adapter.errors import ConfigurationError
 from message_adapter.sidecar.commands import Adapter
+from message_adapter.stores import MemoryStore
 from message_adapter.tasks.runner import run_message
 from message_adapter.tasks.worker import (
     ActivityWorker,
@@ -94,15 +95,8 @@ class FakeStepFunctions:
             return list(self.answers)
 
 
-class Store:
-    def get_json(self, bucket: str, key: str) -> Any:
-        raise AssertionError("no store access expected")
-
-    put_json = get_json
-
-
 def handler_for(task):
-    adapter = Adapter(Store())
+    adapter = Adapter(MemoryStore())
     return lambda message: run_message(adapter, task, message)
 
 
