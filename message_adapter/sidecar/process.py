@@ -162,7 +162,9 @@ def enlarge_pipes(fds: tuple[int, ...] = (0, 1), capacity: int = _PIPE_CAPACITY)
     except ImportError:
         return
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    for fd in fds if set_size is not None else ():
+    if set_size is None:
+        return
+    for fd in fds:
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, set_size, capacity)
 
