@@ -2,8 +2,11 @@
 
 Usage: ``.venv/bin/python bench/layer_start.py DIR [--spawns N] [--output FILE]`` where DIR
 is a bundle (``cumulus-message-adapter bundle DIR [--portable]``). Both sidecars are timed
-from spawn to the first ``loadAndUpdateRemoteEvent`` answer on the 1-granule message,
-interleaved, pinned to one CPU like bench/run.py; the target is cma ≤ 1.5x python DIR.
+on the 1-granule message from spawn to the first ``loadAndUpdateRemoteEvent`` answer and
+from spawn to the end of a first full cycle (``loadAndUpdateRemoteEvent``,
+``loadNestedEvent``, ``createNextEvent``: what a Lambda's cold start pays), interleaved,
+pinned to one CPU like bench/run.py; the target is cma ≤ 1.5x python DIR on the full
+cycle.
 """
 
 import argparse
@@ -41,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     cpu = pin(args.cpu)
     first = driver.spawn_to_first_answer(sidecars, make_message(1), LAMBDA_CONTEXT, args.spawns)
+    cycle = driver.spawn_to_first_cycle(sidecars, make_message(1), LAMBDA_CONTEXT, args.spawns)
     cma, python = first["cma_bin/cma stream"], first["python -I -S DIR stream"]
-    ratio = cma / python
+    cma_cycle, python_cycle = cycle["cma_bin/cma stream"], cycle["python -I -S DIR stream"]
+    ratio = cma_cycle / python_cycle
     portable = manifest.get("portable") or {}
     lines = [
         "# Layer executable cold start",
@@ -56,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         + ("not pinned" if cpu is None else f"pinned to CPU {cpu}")
         + f", load average {os.getloadavg()[0]:.1f}",
         "",
-        "| spawn to first answer (1 granule) | median |",
-        "|---|---:|",
-        f"| `cma_bin/cma stream` | {cma * 1000:.1f} ms |",
-        f"| `python -I -S DIR stream` | {python * 1000:.1f} ms |",
-        f"| ratio (target ≤ {TARGET}x) | {ratio:.2f}x {'met' if ratio <= TARGET else 'NOT MET'} |",
+        "| 1 granule, median | spawn to first answer | spawn to first full cycle |",
+        "|---|---:|---:|",
+        f"| `cma_bin/cma stream` | {cma * 1000:.1f} ms | {cma_cycle * 1000:.1f} ms |",
+        f"| `python -I -S DIR stream` | {python * 1000:.1f} ms | {python_cycle * 1000:.1f} ms |",
+        f"| ratio (target ≤ {TARGET}x on the full cycle) | {cma / python:.2f}x | {ratio:.2f}x "
+        + ("met" if ratio <= TARGET else "NOT MET")
+        + " |",
     ]
     report = "\n".join(lines) + "\n"
     sys.stdout.write(report)

@@ -43,7 +43,7 @@ class Adapter:
 
     def __init__(self, store: RemoteStore | None = None) -> None:
         self.store = store if store is not None else shared_s3_store()
-        self.sessions = Sessions(self.run, self.run_json)
+        self.sessions = Sessions(self.run)
 
     def run_stream_command(self, command: str, body: bytes) -> Any:
         """Run one stream command, v1 or v2, on its request as JSON text."""

@@ -42,6 +42,11 @@ def _decode_request(body: bytes) -> Any:  # rebound by load_lazy_parser
     return _decode_request(body)
 
 
+def _decode_completion(body: bytes) -> Any:  # rebound by load_lazy_parser
+    load_lazy_parser()
+    return _decode_completion(body)
+
+
 def _decode_parts(body: bytes) -> Any:  # rebound by load_lazy_parser
     load_lazy_parser()
     return _decode_parts(body)
@@ -49,7 +54,7 @@ def _decode_parts(body: bytes) -> Any:  # rebound by load_lazy_parser
 
 def load_lazy_parser() -> None:
     """Load msgspec and define the structures of the lazy parse (once; idempotent)."""
-    global Raw, _DecodeError, _ValidationError, _decode_request, _decode_parts
+    global Raw, _DecodeError, _ValidationError, _decode_request, _decode_parts, _decode_completion
     msgspec = jsonio.msgspec_module()
     if Raw is msgspec.Raw:
         return
@@ -61,6 +66,12 @@ def load_lazy_parser() -> None:
         schemas: Any = None
         handler_response: raw = raw(b"null")
         message_config: Any = None
+
+    class _Completion(msgspec.Struct):
+        handle: Any = None
+        handler_response: raw = raw(b"null")
+        message_config: Any = None
+        schemas: Any = None
 
     class _Parts(msgspec.Struct):
         """Every part of a request as raw text: to find which one holds a bad byte."""
@@ -74,6 +85,7 @@ def load_lazy_parser() -> None:
     Raw, _DecodeError, _ValidationError = raw, msgspec.DecodeError, msgspec.ValidationError
     _decode_request = msgspec.json.Decoder(_Request).decode
     _decode_parts = msgspec.json.Decoder(_Parts).decode
+    _decode_completion = msgspec.json.Decoder(_Completion).decode
 
 
 LAZY_FROM = 32 * 1024
@@ -109,31 +121,64 @@ def _parse(command: str, body: bytes) -> Any:
         parsed = _decode_request(body)
     except (_ValidationError, _DecodeError):
         return _parse_whole(command, body)
-    first_newline = body.find(b"\n")
-    if (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body:
+    if _has_inner_line_break(body):
         _flatten(parsed)
-    event = parsed.event
     request: dict[str, Any] = {
-        "event": event,
+        "event": parsed.event,
         "context": parsed.context,
         "schemas": parsed.schemas,
         "handler_response": parsed.handler_response,
         "message_config": parsed.message_config,
     }
+    decode_reads(command, request)
+    return request
+
+
+def parse_completion(command: str, body: bytes) -> Any:
+    """A v2 ``completeTask`` request (``{"handle", "handler_response", "message_config",
+    "schemas"}``) as a dict, ``handler_response`` left raw when the request is large: what
+    ``createNextEvent`` takes besides the event, checked as ``parse_request`` checks."""
+    if len(body) < LAZY_FROM:
+        return _parse_whole(command, body)
+    if not body.isascii() and not _is_utf8(body):
+        raise _not_utf8(command, body)
+    try:
+        parsed = _decode_completion(body)
+    except (_ValidationError, _DecodeError):
+        return _parse_whole(command, body)
+    response = parsed.handler_response
+    if _has_inner_line_break(body) and _LINE_BREAK.search(response):
+        response = Raw(bytes(response).translate(_LINE_BREAKS_TO_SPACES))
+    return {
+        "handle": parsed.handle,
+        "handler_response": response,
+        "message_config": parsed.message_config,
+        "schemas": parsed.schemas,
+    }
+
+
+def decode_reads(command: str, request: dict) -> None:
+    """Decode in place the raw parts of ``request`` (``event`` and ``handler_response``)
+    that ``command`` reads; the rest stays raw text, to be written back as it came."""
+    event = request["event"]
     if command == "loadAndUpdateRemoteEvent":
         _decode(event, message_flow.load_and_update_reads(event))
     elif command == "loadNestedEvent":
         task_config = event.get("task_config")
-        reads = _template_reads(bytes(task_config)) if type(task_config) is Raw else ()
+        if type(task_config) is Raw:
+            reads = _template_reads(bytes(task_config))
+        elif any(type(value) is Raw for value in event.values()):  # decoded by an earlier step
+            reads = message_flow.load_nested_reads(task_config)
+        else:
+            reads = ()
         _decode(event, message_flow.LOAD_NESTED_READS)
         _decode(event, reads)
     elif command == "createNextEvent":
         _decode(event, message_flow.CREATE_NEXT_READS)
-        reads, reads_response = message_flow.create_next_reads(event, parsed.message_config)
+        reads, reads_response = message_flow.create_next_reads(event, request.get("message_config"))
         _decode(event, reads)
         if reads_response:
-            request["handler_response"] = decode_raw(parsed.handler_response)
-    return request
+            request["handler_response"] = decode_raw(request.get("handler_response"))
 
 
 def decode_raw(value: Any) -> Any:
@@ -154,6 +199,12 @@ def _template_reads(task_config_json: bytes) -> Any:
     """``load_nested_reads`` of a task config, cached by its text: configs repeat."""
     reads = message_flow.load_nested_reads(loads(task_config_json))
     return None if reads is None else frozenset(reads)
+
+
+def _has_inner_line_break(body: bytes) -> bool:
+    """Whether ``body`` has a line break before its last byte (a request over several lines)."""
+    first_newline = body.find(b"\n")
+    return (first_newline != -1 and first_newline != len(body) - 1) or b"\r" in body
 
 
 def _flatten(parsed: Any) -> None:

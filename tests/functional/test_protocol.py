@@ -249,3 +249,23 @@ def test_large_request_through_the_stream_matches_a_full_parse() -> None:
     answer, end, rest = result.stdout.split(b"\n")
     assert (end, rest) == (b"<EOC>", b"")
     assert loads(answer) == Adapter(MemoryStore()).run("loadNestedEvent", loads(body))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_a_large_request_gives_the_stream_1_mib_pipes() -> None:
+    import fcntl
+
+    message = {**MESSAGE, "payload": {"text": "x" * 100_000}}
+    process = subprocess.Popen(ADAPTER + ["stream"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        process.stdin.write(frame("loadAndUpdateRemoteEvent", {"event": message}))
+        process.stdin.flush()
+        assert loads(process.stdout.readline())["payload"] == message["payload"]
+        assert process.stdout.readline() == b"<EOC>\n"
+        pipes = (process.stdin, process.stdout)
+        sizes = [fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) for pipe in pipes]
+        assert sizes == [1 << 20, 1 << 20]
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+        process.stdout.close()

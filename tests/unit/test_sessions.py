@@ -189,3 +189,12 @@ def test_the_handle_may_come_anywhere_in_the_request() -> None:
 @pytest.mark.parametrize("body", [b"[]", b'{"handler_response": 1}', b'{"handle": 5}'])
 def test_a_request_without_a_handle_string_is_a_message_error(body: bytes) -> None:
     assert error_of(one(Adapter(MemoryStore()), "completeTask", body))[0] == "MessageError"
+
+
+@pytest.mark.parametrize("layout", ["compact", "indented", "crlf"])
+def test_a_large_response_over_many_lines_is_answered_as_v1_answers_it(layout: str) -> None:
+    message = dumps({"payload": {"n": 1}, "meta": {}, "cumulus_meta": {}})
+    response = {"granules": [{"id": f"g{i}", "size": 1.5e3, "ok": True} for i in range(2000)]}
+    reply = render(response, layout).replace(b"\r\n", b"\n")
+    assert len(reply) > request_parsing.LAZY_FROM
+    assert v2_cycle(message, b"{}", reply, None) == v1_cycle(message, b"{}", reply, None)

@@ -65,14 +65,19 @@ function checkOutputSize(text) {
   if (size > limit) throw new MessageTooLargeError(size, limit, LIMIT_VARIABLE);
 }
 
-/** `{"key":json,...}` from [key, json text] pairs; a pair whose json is undefined is left out. */
+/**
+ * `{"key":json,...}` from [key, json text] pairs, as the pieces of text that make it up (a
+ * pair whose json is undefined is left out). The pieces are written to the pipe one by one:
+ * joining them would copy a large message into a new string first.
+ */
 function jsonObject(pairs) {
-  let text = '';
+  const pieces = [];
   for (const [key, json] of pairs) {
     if (json === undefined) continue;
-    text += `${text ? ',' : '{'}"${key}":${json}`;
+    pieces.push(`${pieces.length ? ',' : '{'}"${key}":`, json);
   }
-  return text ? `${text}}` : '{}';
+  pieces.push(pieces.length ? '}' : '{}');
+  return pieces;
 }
 
 /** Whether an adapter directory is one of ours (`bundle` writes cma-bundle.json). */
@@ -154,7 +159,8 @@ class MessageAdapter {
   // ---- the queue ----
 
   /**
-   * Send one command (`body` is the request's JSON text) and resolve with the parsed answer
+   * Send one command (`body` is the request's JSON text, or an array of the pieces that make
+   * it up) and resolve with the parsed answer
    * (with `raw`, `{value, text}`: the answer and its JSON text).
    * @param {{deadlineAt?: number, stderrMark?: number, raw?: boolean}} [options]
    */
@@ -222,7 +228,7 @@ class MessageAdapter {
       item.sidecar = sidecar;
       this.current = item;
       sidecar.busy(true);
-      sidecar.write(`${item.command}\n${item.body}\n<EOC>\n`);
+      sidecar.writeFrame(item.command, item.body);
       item.body = null;
     }
   }

@@ -8,43 +8,63 @@
 const { spawn } = require('child_process');
 const { adapterEnvironment } = require('./command');
 
-const TERMINATOR = '\n<EOC>\n';
+const TERMINATOR = Buffer.from('\n<EOC>\n');
 const KILL_GRACE_MS = 500;
 
 /**
  * Splits the adapter's stdout into answers. An answer is one line of JSON (or `<ERROR>` and
  * one line of JSON) then a line `<EOC>`; a JSON line never holds a raw newline, so the first
- * "\n<EOC>\n" ends the frame. Chunks may split anything, the terminator included.
+ * "\n<EOC>\n" ends the frame. Chunks (Buffers, as the pipe gives them) may split anything,
+ * the terminator and UTF-8 characters included. The bytes of a frame are joined once and
+ * decoded once, when its terminator arrives: a 1.7 MB answer comes in 64 KiB chunks, and
+ * decoding or concatenating text chunk by chunk would copy it several times over.
  */
 class FrameReader {
   constructor() {
-    this.parts = [];
-    this.tail = ''; // the last characters received, to find a terminator split over chunks
+    this.parts = []; // Buffers of the frame being received
+    this.size = 0; // their total length
   }
 
-  /** Add a chunk of text; returns the frames it completes (their text, without `<EOC>`). */
+  /** Add a chunk; returns the frames it completes (their text, without `<EOC>`). */
   push(chunk) {
-    const probe = this.tail + chunk;
-    let end = probe.indexOf(TERMINATOR);
+    let end = this._terminatorAcross(chunk);
     if (end === -1) {
-      this.parts.push(chunk);
-      this.tail = probe.slice(-(TERMINATOR.length - 1));
-      return [];
+      const inChunk = chunk.indexOf(TERMINATOR);
+      if (inChunk === -1) {
+        if (chunk.length) this.parts.push(chunk);
+        this.size += chunk.length;
+        return [];
+      }
+      end = this.size + inChunk;
     }
-    const before = this.parts.join('');
-    const all = before + chunk;
-    end += before.length - this.tail.length;
+    const all = this.parts.length ? Buffer.concat([...this.parts, chunk]) : chunk;
     const frames = [];
     let start = 0;
     while (end !== -1) {
-      frames.push(all.slice(start, end));
+      frames.push(all.toString('utf8', start, end));
       start = end + TERMINATOR.length;
       end = all.indexOf(TERMINATOR, start);
     }
-    const rest = all.slice(start);
-    this.parts = rest ? [rest] : [];
-    this.tail = rest.slice(-(TERMINATOR.length - 1));
+    this.parts = start < all.length ? [all.subarray(start)] : [];
+    this.size = all.length - start;
     return frames;
+  }
+
+  /** Where (from the start of the parts) a terminator begins that began in the parts
+   * already received and ends in `chunk`; -1 when there is none. */
+  _terminatorAcross(chunk) {
+    const keep = TERMINATOR.length - 1;
+    if (!this.size || !chunk.length) return -1;
+    const pieces = [chunk.subarray(0, keep)];
+    let tailLength = 0;
+    for (let i = this.parts.length - 1; i >= 0 && tailLength < keep; i -= 1) {
+      const part = this.parts[i];
+      const piece = part.subarray(Math.max(0, part.length - (keep - tailLength)));
+      pieces.unshift(piece);
+      tailLength += piece.length;
+    }
+    const at = Buffer.concat(pieces).indexOf(TERMINATOR);
+    return at === -1 || at >= tailLength ? -1 : this.size - tailLength + at;
   }
 }
 
@@ -86,8 +106,7 @@ class Sidecar {
     });
     child.on('close', (code, signal) => this._gone({ code, signal }));
     child.stdin.on('error', () => {}); // EPIPE when the adapter died: reported by 'close'.
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
+    child.stderr.setEncoding('utf8'); // stdout stays bytes: FrameReader decodes whole frames
     child.stdout.on('data', (chunk) => this._read(chunk));
     child.stderr.on('data', (text) => this.events.stderr(this, text));
     this.busy(false);
@@ -105,6 +124,18 @@ class Sidecar {
 
   write(text) {
     if (!this.gone) this.child.stdin.write(text);
+  }
+
+  /** Write one request frame; `body` is JSON text or an array of its pieces (written as
+   * they are, in one writev, so a large message is never copied into a joined string). */
+  writeFrame(command, body) {
+    if (this.gone) return;
+    const { stdin } = this.child;
+    stdin.cork();
+    stdin.write(`${command}\n`);
+    for (const piece of Array.isArray(body) ? body : [body]) stdin.write(piece);
+    stdin.write('\n<EOC>\n');
+    stdin.uncork();
   }
 
   _read(chunk) {

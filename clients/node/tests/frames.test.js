@@ -14,7 +14,8 @@ const FRAMES = [
   '{}',
   `{"big":"${'z'.repeat(70000)}"}`,
 ];
-const STREAM = FRAMES.map((frame) => `${frame}\n<EOC>\n`).join('');
+// As the pipe gives it: bytes, cut anywhere (inside a UTF-8 character too).
+const STREAM = Buffer.from(FRAMES.map((frame) => `${frame}\n<EOC>\n`).join(''));
 
 function readAll(chunks) {
   const reader = new FrameReader();
@@ -27,14 +28,16 @@ test('one chunk with every frame', () => {
   assert.deepEqual(readAll([STREAM]).out, FRAMES);
 });
 
-test('one character at a time', () => {
-  assert.deepEqual(readAll([...STREAM.slice(0, 2000)]).out, FRAMES.slice(0, 4));
+test('one byte at a time', () => {
+  const bytes = [];
+  for (let at = 0; at < 2000; at += 1) bytes.push(STREAM.subarray(at, at + 1));
+  assert.deepEqual(readAll(bytes).out, FRAMES.slice(0, 4));
 });
 
 test('split at every position around each terminator', () => {
   let at = 0;
   for (const frame of FRAMES) {
-    at += frame.length;
+    at += Buffer.byteLength(frame);
     for (let cut = at - 3; cut <= at + 8; cut += 1) {
       assert.deepEqual(readAll([STREAM.slice(0, cut), STREAM.slice(cut)]).out, FRAMES, `cut at ${cut}`);
     }
@@ -60,8 +63,8 @@ test('random chunking', () => {
 });
 
 test('a partial frame waits for the rest', () => {
-  const { out, reader } = readAll(['{"a":1}\n<EOC>\n{"b":', '2}\n<EO']);
+  const { out, reader } = readAll([Buffer.from('{"a":1}\n<EOC>\n{"b":'), Buffer.from('2}\n<EO')]);
   assert.deepEqual(out, ['{"a":1}']);
-  assert.deepEqual(reader.push('C>\n'), ['{"b":2}']);
-  assert.deepEqual(reader.push(''), []);
+  assert.deepEqual(reader.push(Buffer.from('C>\n')), ['{"b":2}']);
+  assert.deepEqual(reader.push(Buffer.alloc(0)), []);
 });

@@ -210,15 +210,18 @@ def _run_in_sidecar(
     # decoded here, and a task cannot change it.
     full = call(
         "loadAndUpdateRemoteEvent",
-        b'{"event":'
-        + encode(cumulus_message)
-        + b',"context":'
-        + encode(context_dict(context))
-        + b"}",
-    ).rstrip(b"\r\n")
+        (
+            b'{"event":',
+            encode(cumulus_message),
+            b',"context":',
+            encode(context_dict(context)),
+            b"}",
+        ),
+    )
+    full = memoryview(full)[: len(full) - _line_break_length(full)]  # no copy of the message
     schemas_json = encode(schemas)
     nested = decode(
-        call("loadNestedEvent", b'{"event":' + full + b',"schemas":' + schemas_json + b"}")
+        call("loadNestedEvent", (b'{"event":', full, b',"schemas":', schemas_json, b"}"))
     )
     message_config = nested.get("messageConfig")
     try:
@@ -226,24 +229,29 @@ def _run_in_sidecar(
     except Exception as error:
         return _workflow_error_message(error, cumulus_message, context)
     _check_output(response)
-    response_json = encode(response)
     next_json = call(
         "createNextEvent",
-        b'{"event":'
-        + full
-        + b',"handler_response":'
-        + response_json
-        + b',"message_config":'
-        + encode(message_config)
-        + b',"schemas":'
-        + schemas_json
-        + b"}",
+        (
+            b'{"event":',
+            full,
+            b',"handler_response":',
+            encode(response),
+            b',"message_config":',
+            encode(message_config),
+            b',"schemas":',
+            schemas_json,
+            b"}",
+        ),
     )
     return _next_message(next_json)
 
 
+def _line_break_length(line: bytes) -> int:
+    return 2 if line.endswith(b"\r\n") else 1 if line.endswith((b"\n", b"\r")) else 0
+
+
 def _run_session(
-    call: Callable[[str, bytes], bytes],
+    call: Callable[[str, Any], bytes],
     task_function: Callable[..., Any],
     cumulus_message: dict,
     context: Any,
@@ -256,13 +264,15 @@ def _run_session(
     begun = decode(
         call(
             "beginTask",
-            b'{"event":'
-            + encode(cumulus_message)
-            + b',"context":'
-            + encode(context_dict(context))
-            + b',"schemas":'
-            + schemas_json
-            + b"}",
+            (
+                b'{"event":',
+                encode(cumulus_message),
+                b',"context":',
+                encode(context_dict(context)),
+                b',"schemas":',
+                schemas_json,
+                b"}",
+            ),
         )
     )
     handle_json = encode(begun["handle"])
@@ -280,18 +290,19 @@ def _run_session(
         with contextlib.suppress(MessageAdapterError):
             call("cancelTask", b'{"handle":' + handle_json + b"}")
         raise
-    response_json = encode(response)
     next_json = call(
         "completeTask",
-        b'{"handle":'
-        + handle_json
-        + b',"handler_response":'
-        + response_json
-        + b',"message_config":'
-        + encode(message_config)
-        + b',"schemas":'
-        + schemas_json
-        + b"}",
+        (
+            b'{"handle":',
+            handle_json,
+            b',"handler_response":',
+            encode(response),
+            b',"message_config":',
+            encode(message_config),
+            b',"schemas":',
+            schemas_json,
+            b"}",
+        ),
     )
     return _next_message(next_json)
 
