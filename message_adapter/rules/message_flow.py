@@ -152,15 +152,20 @@ LOAD_NESTED_READS = ("task_config", "cumulus_meta")
 """Read by every loadNestedEvent; the templates may read more (``load_nested_reads``)."""
 
 
-def load_nested_reads(task_config: Any) -> Reads:
-    """The keys ``task_config``'s templates read, besides ``LOAD_NESTED_READS``."""
+def load_nested_reads(task_config: Any, *, whole_may_stay_raw: bool = False) -> Reads:
+    """The keys ``task_config``'s templates read, besides ``LOAD_NESTED_READS``.
+
+    With ``whole_may_stay_raw``, a key the templates only take whole (``{$.payload}``) is
+    left out: its value is moved into the nested event, never looked into, so it may stay
+    the raw JSON text it came as (and nothing is decoded only to be written out again).
+    """
     if not isinstance(task_config, dict):
         return ()
     config = {key: value for key, value in task_config.items() if key != "cumulus_message"}
     message_config = task_config.get("cumulus_message")
     if isinstance(message_config, dict) and "input" in message_config:
         config["input"] = message_config["input"]
-    return referenced_roots(config)
+    return referenced_roots(config, set() if whole_may_stay_raw else None)
 
 
 def load_nested_event(event: dict, validate: Validate = _no_validation) -> dict:

@@ -71,6 +71,11 @@ class CompiledPath:
             return self._steps[0]
         return None
 
+    @property
+    def names_root_only(self) -> bool:
+        """Whether the path is ``$.key`` (or ``$['key']``): one top-level value, whole."""
+        return self._steps is not None and len(self._steps) == 1 and type(self._steps[0]) is str
+
     def find(self, document: Any) -> list[Match]:
         if self._steps is not None:
             try:

@@ -109,8 +109,13 @@ def _plan(text: str) -> Any:
     return _Inline(pieces)
 
 
-def referenced_roots(value: Any) -> set[str] | None:
-    """Top-level keys the templates in ``value`` read, or ``None`` when they may read any."""
+def referenced_roots(value: Any, whole: set[str] | None = None) -> set[str] | None:
+    """Top-level keys the templates in ``value`` read, or ``None`` when they may read any.
+
+    With ``whole`` given, a key that a template takes whole (``{$.payload}``,
+    ``{[$.payload]}``: the value itself, never looked into or written as text) is added to
+    ``whole`` instead; a key also read into by another template is in both.
+    """
     roots: set[str] = set()
     strings = [value]
     while strings:
@@ -133,7 +138,10 @@ def referenced_roots(value: Any) -> set[str] | None:
                 root = path.root_key
                 if root is None:
                     return None
-                roots.add(root)
+                if whole is not None and type(plan) is not _Inline and path.names_root_only:
+                    whole.add(root)
+                else:
+                    roots.add(root)
     return roots
 
 

@@ -163,10 +163,11 @@ def decode_reads(command: str, request: dict) -> None:
         _decode(event, message_flow.load_and_update_reads(event))
     elif command == "loadNestedEvent":
         task_config = event.get("task_config")
+        raw_whole = not _validates_nested(request.get("schemas"))
         if type(task_config) is Raw:
-            reads = _template_reads(bytes(task_config))
+            reads = _template_reads(bytes(task_config), raw_whole)
         elif any(type(value) is Raw for value in event.values()):  # decoded by an earlier step
-            reads = message_flow.load_nested_reads(task_config)
+            reads = message_flow.load_nested_reads(task_config, whole_may_stay_raw=raw_whole)
         else:
             reads = ()
         _decode(event, message_flow.LOAD_NESTED_READS)
@@ -192,10 +193,23 @@ def _decode(event: dict, keys: Any) -> None:
             event[key] = loads(value)
 
 
+def _validates_nested(schemas: Any) -> bool:
+    """Whether ``schemas`` may check the nested event's config, which then must be decoded
+    all through, values taken whole included. (An input schema decodes a raw input by
+    itself: ``commands._validator``.)"""
+    if not schemas:
+        return False
+    if not isinstance(schemas, dict):
+        return True  # the command explains the bad shape; decode as before meanwhile
+    return bool(schemas.get("config"))
+
+
 @lru_cache(maxsize=256)
-def _template_reads(task_config_json: bytes) -> Any:
+def _template_reads(task_config_json: bytes, whole_may_stay_raw: bool) -> Any:
     """``load_nested_reads`` of a task config, cached by its text: configs repeat."""
-    reads = message_flow.load_nested_reads(loads(task_config_json))
+    reads = message_flow.load_nested_reads(
+        loads(task_config_json), whole_may_stay_raw=whole_may_stay_raw
+    )
     return None if reads is None else frozenset(reads)
 
 

@@ -153,3 +153,61 @@ def test_raw_parts_are_decoded_for_schema_checks(
     body = b'{"event": {"payload": {"files": []}}, "schemas": {"input": "in.json"}}'
     with pytest.raises(ValidationError, match="'granules' is a required property"):
         Adapter(MemoryStore()).run_json("loadNestedEvent", body)
+
+
+PAYLOAD_AS_WRITTEN = b'{"n": 1.50, "big": 1e2, "e": "\\u00e9"}'
+
+
+def nested_answer(task_config: bytes, schemas: bytes = b"null") -> bytes:
+    body = (
+        b'{"event": {"payload": ' + PAYLOAD_AS_WRITTEN + b', "meta": {"m": 1}, '
+        b'"task_config": ' + task_config + b'}, "schemas": ' + schemas + b"}"
+    )
+    return dumps(Adapter(MemoryStore()).run_json("loadNestedEvent", body))
+
+
+def test_an_input_template_taking_payload_whole_passes_it_through_as_written() -> None:
+    answer = nested_answer(b'{"cumulus_message": {"input": "{$.payload}"}}')
+    assert answer.startswith(b'{"input":' + PAYLOAD_AS_WRITTEN + b',"config":{}')
+
+
+def test_a_config_template_taking_a_key_whole_passes_it_through_as_written() -> None:
+    answer = nested_answer(b'{"all": "{$.payload}", "list": "{[$.payload]}"}')
+    assert b'"config":{"all":' + PAYLOAD_AS_WRITTEN + b',"list":[' + PAYLOAD_AS_WRITTEN + b"]}" in (
+        answer
+    )
+
+
+def test_a_key_some_template_looks_into_is_decoded_everywhere() -> None:
+    answer = nested_answer(b'{"n": "{$.payload.n}", "cumulus_message": {"input": "{$.payload}"}}')
+    assert json.loads(answer)["input"] == {"n": 1.5, "big": 100.0, "e": "é"}
+    assert PAYLOAD_AS_WRITTEN not in answer
+
+
+def test_a_key_written_into_text_is_decoded() -> None:
+    answer = nested_answer(
+        b'{"text": "p={$.payload}", "cumulus_message": {"input": "{$.payload}"}}'
+    )
+    assert json.loads(answer)["config"]["text"] == 'p={"n":1.5,"big":100.0,"e":"é"}'
+
+
+def test_a_config_schema_has_whole_keys_decoded_for_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    (tmp_path / "config.json").write_text('{"properties": {"all": {"required": ["granules"]}}}')
+    with pytest.raises(ValidationError, match="'granules' is a required property"):
+        nested_answer(b'{"all": "{$.payload}"}', b'{"config": "config.json"}')
+
+
+def test_an_input_schema_checks_a_whole_payload_that_stays_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    (tmp_path / "in.json").write_text('{"type": "object", "required": ["n"]}')
+    task_config = b'{"cumulus_message": {"input": "{$.payload}"}}'
+    answer = nested_answer(task_config, b'{"input": "in.json"}')
+    assert answer.startswith(b'{"input":' + PAYLOAD_AS_WRITTEN)
+    (tmp_path / "strict.json").write_text('{"type": "object", "required": ["granules"]}')
+    with pytest.raises(ValidationError, match="'granules' is a required property"):
+        nested_answer(task_config, b'{"input": "strict.json"}')
