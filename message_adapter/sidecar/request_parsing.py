@@ -71,6 +71,7 @@ def load_lazy_parser() -> None:
         handler_response: raw = raw(b"null")
         message_config: Any = None
         schemas: Any = None
+        referToResponse: Any = None  # noqa: N815 - the protocol's name
 
     class _Parts(msgspec.Struct):
         """Every part of a request as raw text: to find which one holds a bad byte."""
@@ -85,6 +86,11 @@ def load_lazy_parser() -> None:
     _decode_request = msgspec.json.Decoder(_Request).decode
     _decode_parts = msgspec.json.Decoder(_Parts).decode
     _decode_completion = msgspec.json.Decoder(_Completion).decode
+
+
+def raw_available() -> bool:
+    """Whether msgspec is loaded, so ``Raw`` can wrap JSON text that is already written."""
+    return Raw is not _NotLoaded
 
 
 LAZY_FROM = 32 * 1024
@@ -134,8 +140,9 @@ def _parse(command: str, body: bytes) -> Any:
 
 def parse_completion(command: str, body: bytes) -> Any:
     """A v2 ``completeTask`` request (``{"handle", "handler_response", "message_config",
-    "schemas"}``) as a dict, ``handler_response`` left raw when the request is large: what
-    ``createNextEvent`` takes besides the event, checked as ``parse_request`` checks."""
+    "schemas", "referToResponse"}``) as a dict, ``handler_response`` left raw when the
+    request is large: what ``createNextEvent`` takes besides the event, checked as
+    ``parse_request`` checks."""
     if len(body) < LAZY_FROM:
         return _parse_whole(command, body)
     if not body.isascii() and not _is_utf8(body):
@@ -152,6 +159,7 @@ def parse_completion(command: str, body: bytes) -> Any:
         "handler_response": response,
         "message_config": parsed.message_config,
         "schemas": parsed.schemas,
+        "referToResponse": parsed.referToResponse,
     }
 
 

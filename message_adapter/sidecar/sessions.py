@@ -12,6 +12,10 @@ writing the full message out and parsing it again.
 At most one session is kept, the client's in flight: a new ``beginTask`` replaces it, and
 ``completeTask`` and ``cancelTask`` with its handle free it, whether they succeed or fail.
 A handle that is not the current one is a ``ProtocolError`` (and leaves the current one be).
+
+A client that keeps the task's response it sends may ask (``"referToResponse": true``)
+that a next message whose ``payload`` is that response say so instead of writing it back:
+it then decodes only the rest of the message, and puts its own response in.
 """
 
 import contextlib
@@ -21,10 +25,14 @@ from typing import Any
 
 from message_adapter import __version__
 from message_adapter.errors import MessageError, ProtocolError
+from message_adapter.jsonio import dumps
+from message_adapter.sidecar import request_parsing
 from message_adapter.sidecar.request_parsing import decode_reads, parse_completion, parse_request
 
 PROTOCOL_VERSION = 2
 SESSION_COMMANDS = ("hello", "beginTask", "completeTask", "cancelTask")
+FEATURES = ("referToResponse",)
+"""Optional members of v2 requests this sidecar understands, announced by ``hello``."""
 
 Run = Callable[[str, Any], Any]
 
@@ -47,7 +55,7 @@ class Sessions:
             return self.complete(body)
         if command == "cancelTask":
             return self.cancel(body)
-        return {"protocol": PROTOCOL_VERSION, "version": __version__}
+        return {"protocol": PROTOCOL_VERSION, "version": __version__, "features": list(FEATURES)}
 
     def begin(self, body: bytes) -> dict:
         """``{"handle", "nestedEvent"}`` for a ``loadAndUpdateRemoteEvent`` request."""
@@ -67,12 +75,22 @@ class Sessions:
         return {"handle": self._handle, "nestedEvent": nested}
 
     def complete(self, body: bytes) -> Any:
-        """The next message: ``createNextEvent`` on the session's full message."""
+        """The next message: ``createNextEvent`` on the session's full message (wrapped,
+        its payload possibly referred to, when the request asks ``referToResponse``)."""
         request = _with_handle(parse_completion("completeTask", body), "completeTask")
+        refer = request.pop("referToResponse", None)
         request["event"] = self._take(request.pop("handle"), "completeTask")
+        if refer not in (None, True, False):
+            raise MessageError(
+                f"completeTask: referToResponse must be true or false, got {refer!r}"
+            )
+        response = request.get("handler_response")
         with _step("createNextEvent"):
             decode_reads("createNextEvent", request)
-            return self._run("createNextEvent", request)
+            message = self._run("createNextEvent", request)
+        if not refer:
+            return message
+        return _referring(message, response)
 
     def cancel(self, body: bytes) -> dict:
         """Free the session (the task failed, so there is no next message): ``{}``."""
@@ -90,6 +108,23 @@ class Sessions:
             )
         self._handle = self._full = None
         return full
+
+
+def _referring(message: Any, response: Any) -> dict:
+    """``{"nextEvent", "payloadIsResponse", "size"}``: the next message, with ``payload``
+    written as ``null`` when it is the task's response as the client sent it (the client
+    puts its own in), and the size in bytes of the message as v1 would write it."""
+    refers = isinstance(message, dict) and "payload" in message and message["payload"] is response
+    if refers:
+        message = dict(message)
+        message["payload"] = None
+    encoded = dumps(message)
+    size = len(encoded)
+    if refers:
+        raw = type(response) is request_parsing.Raw
+        size += (len(response) if raw else len(dumps(response))) - len(b"null")
+    next_event = request_parsing.Raw(encoded) if request_parsing.raw_available() else message
+    return {"nextEvent": next_event, "payloadIsResponse": refers, "size": size}
 
 
 class _step:

@@ -73,7 +73,11 @@ def v1_cycle(message: bytes, context: bytes, response: bytes, config: bytes | No
     return [nested, error_of(created) or _OFFLOAD_KEY.sub(b"events/KEY", created)]
 
 
-def v2_cycle(message: bytes, context: bytes, response: bytes, config: bytes | None) -> list[Any]:
+def v2_cycle(
+    message: bytes, context: bytes, response: bytes, config: bytes | None, refer: bool = False
+) -> list[Any]:
+    """What a v2 client gets back; with ``refer``, the ``completeTask`` answer is the
+    wrapper ``{"nextEvent", "payloadIsResponse", "size"}`` as sent."""
     adapter = Adapter(MemoryStore())
     begun = one(
         adapter,
@@ -96,7 +100,8 @@ def v2_cycle(message: bytes, context: bytes, response: bytes, config: bytes | No
         + response
         + b',"message_config":'
         + config
-        + b',"schemas":null}',
+        + b',"schemas":null'
+        + (b',"referToResponse":true}' if refer else b"}"),
     )
     return [nested, error_of(created) or _OFFLOAD_KEY.sub(b"events/KEY", created)]
 
@@ -198,3 +203,87 @@ def test_a_large_response_over_many_lines_is_answered_as_v1_answers_it(layout: s
     reply = render(response, layout).replace(b"\r\n", b"\n")
     assert len(reply) > request_parsing.LAZY_FROM
     assert v2_cycle(message, b"{}", reply, None) == v1_cycle(message, b"{}", reply, None)
+
+
+def resolved(wrapper: bytes, response: bytes) -> tuple[bytes | None, Any, int]:
+    """A ``referToResponse`` answer as its client reads it: ``(the next message's bytes
+    when they are written out, the next message as a value, the size it gives)``."""
+    prefix, suffix = b'{"nextEvent":', b',"payloadIsResponse":'
+    assert wrapper.startswith(prefix)
+    text, _, tail = wrapper[len(prefix) :].rpartition(suffix)
+    answer = loads(wrapper)
+    message = loads(text)
+    if answer["payloadIsResponse"]:
+        assert message["payload"] is None
+        message["payload"] = loads(response)
+        return None, message, answer["size"]
+    return text, message, answer["size"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    AWKWARD_MESSAGES,
+    AWKWARD_VALUES,
+    st.one_of(st.none(), MESSAGE_CONFIGS.map(dumps)),
+    st.sampled_from([0, request_parsing.LAZY_FROM]),
+)
+def test_a_next_message_that_refers_to_the_response_is_v1s_once_the_client_puts_it_in(
+    message: dict, response: Any, config: bytes | None, pad: int
+) -> None:
+    text = render(message, "compact", pad=pad)
+    reply = render(response, "compact", pad=pad)
+    v1 = v1_cycle(text, b"{}", reply, config)
+    v2 = v2_cycle(text, b"{}", reply, config, refer=True)
+    if type(v1[-1]) is not bytes:  # an error: the same one either way
+        assert v2 == v1
+        return
+    nested, created = v1
+    assert v2[0] == nested
+    written, value, size = resolved(v2[1], reply)
+    key_length = len("events/") + 36  # the offload keys were replaced by events/KEY
+    assert size == len(created) + created.count(b"events/KEY") * (key_length - 10)
+    assert value == loads(created)
+    if written is not None:
+        assert written == created
+
+
+def test_hello_names_the_optional_features() -> None:
+    assert loads(one(Adapter(MemoryStore()), "hello", b"{}"))["features"] == ["referToResponse"]
+
+
+def test_a_large_response_is_not_written_back_when_the_client_keeps_it() -> None:
+    adapter = Adapter(MemoryStore())
+    handle = begin(adapter, {"payload": 1, "meta": {"m": 1}})
+    reply = dumps({"granules": [{"id": f"g{i}"} for i in range(5000)]})
+    body = b'{"handle":' + dumps(handle) + b',"handler_response":' + reply
+    answer = one(adapter, "completeTask", body + b',"referToResponse":true}')
+    assert len(answer) < 200
+    assert loads(answer) == {
+        "nextEvent": {"payload": None, "meta": {"m": 1}, "exception": "None"},
+        "payloadIsResponse": True,
+        "size": len(b'{"payload":,"meta":{"m":1},"exception":"None"}') + len(reply),
+    }
+
+
+def test_a_payload_built_from_outputs_is_written_out_in_full() -> None:
+    adapter = Adapter(MemoryStore())
+    handle = begin(adapter, {"payload": 1})
+    outputs = {"outputs": [{"source": "{$.a}", "destination": "{$.payload}"}]}
+    body = dumps(
+        {
+            "handle": handle,
+            "handler_response": {"a": [1]},
+            "message_config": outputs,
+            "referToResponse": True,
+        }
+    )
+    answer = loads(one(adapter, "completeTask", body))
+    assert answer["payloadIsResponse"] is False
+    assert answer["nextEvent"]["payload"] == [1]
+
+
+def test_refer_to_response_must_be_a_boolean() -> None:
+    adapter = Adapter(MemoryStore())
+    handle = begin(adapter, {"payload": 1})
+    body = dumps({"handle": handle, "referToResponse": "yes"})
+    assert error_of(one(adapter, "completeTask", body))[0] == "MessageError"
