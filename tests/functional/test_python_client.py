@@ -858,3 +858,49 @@ def test_protocol_v1_and_v2_give_the_same_next_message(
         results.append(run_cumulus_task(task, message()))
     assert results[0] == results[1]
     assert get_sidecar().protocol == 2
+
+
+def test_over_v2_the_next_payload_is_the_tasks_own_plain_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+    response = {"granules": [{"granuleId": "g1", "size": 1.5, "files": []}]}
+
+    result = run_cumulus_task(lambda event, context: response, message())
+
+    assert "referToResponse" in get_sidecar().features
+    assert result["payload"] is response
+    assert list(result) == ["cumulus_meta", "meta", "task_config", "payload", "exception"]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [{"pair": (1, 2)}, {"n": float("nan")}, {1: "one"}, collections.OrderedDict(a=1)],
+    ids=repr,
+)
+def test_a_response_json_would_change_comes_back_as_json_gives_it(
+    response: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+    results = []
+    for protocol in ("2", "1"):
+        monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_PROTOCOL", protocol)
+        results.append(run_cumulus_task(lambda event, context: response, message()))
+    assert results[0] == results[1]
+    assert results[0]["payload"] is not response
+    assert json.loads(json.dumps(results[0]["payload"])) == results[0]["payload"]
+
+
+def test_a_v2_sidecar_without_refer_to_response_gets_the_response_written_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+    run_cumulus_task(echo, message())
+    sidecar = get_sidecar()
+    monkeypatch.setattr(sidecar, "_features", frozenset())
+    response = {"granules": []}
+
+    result = run_cumulus_task(lambda event, context: response, message())
+
+    assert sidecar.protocol == 2
+    assert result["payload"] == response and result["payload"] is not response

@@ -228,3 +228,36 @@ def test_the_fast_walk_vouches_for_any_json_with_string_keys(value: Any) -> None
 def test_the_fast_walk_never_vouches_for_what_the_plain_walk_refuses(value: Any) -> None:
     if adapter_output._certainly_json(value):
         assert adapter_output._first_problem(value) is None
+
+
+@given(JSON)
+def test_json_as_a_parser_gives_it_back_is_plain(value: Any) -> None:
+    assert adapter_output.plain_json(value)
+    assert adapter_output.plain_json(json.loads(json.dumps(value)))
+
+
+@given(ALMOST_JSON | st.floats() | st.lists(st.floats()))
+@example([1.5, float("nan")])
+@example({"a": float("-inf")})
+@example({"a": [(1, 2)]})
+@example(collections.OrderedDict(a=1))
+def test_plain_json_is_unchanged_by_a_round_trip_through_json(value: Any) -> None:
+    if adapter_output.plain_json(value):
+        assert adapter_output.output_problem(value) is None
+        assert msgspec.json.decode(client_encode(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [(1,), [float("nan")], {"a": float("inf")}, {1: "a"}, Colour.RED, collections.OrderedDict()],
+    ids=repr,
+)
+def test_what_a_round_trip_would_change_is_not_plain(value: Any) -> None:
+    assert not adapter_output.plain_json(value)
+
+
+def test_a_nesting_deeper_than_the_limit_is_not_plain() -> None:
+    value: Any = []
+    for _ in range(adapter_output.MAX_DEPTH + 1):
+        value = [value]
+    assert not adapter_output.plain_json(value)

@@ -12,6 +12,7 @@ const {
 } = require('./command');
 const { log } = require('./log');
 const { setCumulusEnvironment } = require('./message');
+const { isPlainJson } = require('./plain');
 const { Sidecar } = require('./sidecar');
 
 const ERROR_FRAME = '<ERROR>\n';
@@ -63,6 +64,12 @@ function checkOutputSize(text) {
   if (!limit || text.length * 3 <= limit) return;
   const size = Buffer.byteLength(text, 'utf8');
   if (size > limit) throw new MessageTooLargeError(size, limit, LIMIT_VARIABLE);
+}
+
+/** checkOutputSize for a next message the sidecar gave the size of (referToResponse). */
+function checkOutputBytes(size) {
+  const limit = outputLimit();
+  if (limit && size > limit) throw new MessageTooLargeError(size, limit, LIMIT_VARIABLE);
 }
 
 /**
@@ -375,7 +382,10 @@ class MessageAdapter {
     }
     if (sidecar.protocol === undefined) {
       sidecar.protocol = this._call('hello', '{}', context, mark).then(
-        (answer) => (answer && Number.isInteger(answer.protocol) ? answer.protocol : 1),
+        (answer) => {
+          if (answer && Array.isArray(answer.features)) sidecar.features = answer.features;
+          return answer && Number.isInteger(answer.protocol) ? answer.protocol : 1;
+        },
         (error) => {
           if (error && error.timedOut) throw error;
           if (!error || !error.adapterError) this.v1Only.add(spec.key);
@@ -461,6 +471,7 @@ class MessageAdapter {
       throw new Error(`beginTask did not return {handle, nestedEvent: {input, config}}: ${JSON.stringify(begun)}`);
     }
     setCumulusEnvironment(cumulusMessage, context); // the full message's fields, unchanged
+    const { sidecar } = this; // the one that answered hello and beginTask
     const handleJson = JSON.stringify(begun.handle);
     let taskOutput;
     try {
@@ -469,13 +480,29 @@ class MessageAdapter {
       this._call('cancelTask', `{"handle":${handleJson}}`, context, mark).catch(() => {});
       throw error;
     }
+    const responseJson = JSON.stringify(taskOutput);
+    // A plain output need not come back: the next message refers to it (protocol.md).
+    const refer = Boolean(sidecar && sidecar.features && sidecar.features.includes('referToResponse'))
+      && isPlainJson(taskOutput);
     const next = await this._call('completeTask', jsonObject([
       ['handle', handleJson],
-      ['handler_response', JSON.stringify(taskOutput)],
+      ['handler_response', responseJson],
       ['message_config', JSON.stringify(nestedEvent.messageConfig)],
       ['schemas', schemasJson],
-    ]), context, mark, true);
-    return this._nextMessage(next);
+      ['referToResponse', refer ? 'true' : undefined],
+    ]), context, mark, !refer);
+    if (!refer) return this._nextMessage(next);
+    const { nextEvent, payloadIsResponse, size } = next || {};
+    if (!nextEvent || typeof nextEvent !== 'object' || typeof size !== 'number') {
+      throw new Error(`completeTask did not return {nextEvent, payloadIsResponse, size}: ${JSON.stringify(next)}`);
+    }
+    if (payloadIsResponse === true) nextEvent.payload = taskOutput;
+    if (isNestedEvent(nextEvent)) {
+      throw new Error('createNextEvent returned {input, config} instead of a Cumulus message: '
+        + `${JSON.stringify(nextEvent)}`);
+    }
+    checkOutputBytes(size);
+    return nextEvent;
   }
 
   _nextMessage(next) {

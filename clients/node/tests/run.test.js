@@ -300,6 +300,52 @@ test('protocol v2 is used when the adapter speaks it, with the same next message
   }
 });
 
+test('over v2 a plain task output is the next payload as the task returned it', async () => {
+  const output = { granules: [{ granuleId: 'g-1', size: 1.5 }] };
+  const adapter = new cma.MessageAdapter();
+  try {
+    const next = await adapter.runCumulusTask(() => output, message(), lambdaContext());
+    assert.ok(adapter.sidecar.features.includes('referToResponse'));
+    assert.equal(next.payload, output);
+    assert.deepEqual(Object.keys(next), ['cumulus_meta', 'meta', 'task_config', 'payload', 'exception']);
+  } finally {
+    await adapter.close();
+  }
+});
+
+test('over v2 an output JSON would change comes back as JSON gives it, as over v1', async () => {
+  const output = () => ({ when: new Date(0), gone: undefined, n: NaN, holes: [1, , 3] }); // eslint-disable-line no-sparse-arrays
+  const adapter = new cma.MessageAdapter();
+  try {
+    const viaV2 = await adapter.runCumulusTask(output, message(), lambdaContext());
+    const viaV1 = await withEnv({ CUMULUS_MESSAGE_ADAPTER_PROTOCOL: '1' }, () => {
+      const v1 = new cma.MessageAdapter();
+      return v1.runCumulusTask(output, message(), lambdaContext()).finally(() => v1.close());
+    });
+    assert.deepEqual(viaV2.payload, { when: '1970-01-01T00:00:00.000Z', n: null, holes: [1, null, 3] });
+    assert.deepEqual(viaV2, viaV1);
+  } finally {
+    await adapter.close();
+  }
+});
+
+test('over v2 the next message size limit holds when the payload is referred to', async () => {
+  const adapter = new cma.MessageAdapter();
+  try {
+    const next = await adapter.runCumulusTask(() => 'x'.repeat(1000), message(), lambdaContext());
+    const size = Buffer.byteLength(JSON.stringify(next));
+    await withEnv({ CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES: String(size) }, async () => {
+      await adapter.runCumulusTask(() => 'x'.repeat(1000), message(), lambdaContext());
+      await assert.rejects(
+        adapter.runCumulusTask(() => 'x'.repeat(1001), message(), lambdaContext()),
+        { name: 'MessageTooLargeError', message: new RegExp(`is ${size + 1} bytes`) },
+      );
+    });
+  } finally {
+    await adapter.close();
+  }
+});
+
 test('a task error over v2 frees the session and the next invocation works', async () => {
   const adapter = new cma.MessageAdapter();
   try {

@@ -36,7 +36,7 @@ from run_cumulus_task.errors import (
     adapter_error,
 )
 from run_cumulus_task.limits import check_message_size, check_output_size, output_limit
-from run_cumulus_task.output import output_problem
+from run_cumulus_task.output import output_problem, plain_json
 from run_cumulus_task.sidecar import decode, encode, get_sidecar, stop_sidecar
 
 __all__ = [
@@ -202,8 +202,11 @@ def _run_in_sidecar(
     sidecar = get_sidecar()
     call = sidecar.call_within(context)
     if sidecar.open_session(call):
+        refer = "referToResponse" in sidecar.features
         try:
-            return _run_session(call, task_function, cumulus_message, context, schemas, taskargs)
+            return _run_session(
+                call, task_function, cumulus_message, context, schemas, taskargs, refer
+            )
         finally:
             sidecar.close_session()
     # The full message goes back and forth as the sidecar's own JSON bytes: it is never
@@ -257,9 +260,15 @@ def _run_session(
     context: Any,
     schemas: dict | None,
     taskargs: dict,
+    refer: bool = False,
 ) -> Any:
     """Protocol v2: the sidecar keeps the full message; only the nested event, the task's
-    response and the next message cross the pipe (the same bytes as the v1 commands)."""
+    response and the next message cross the pipe (the same bytes as the v1 commands).
+
+    With ``refer`` (the sidecar understands ``referToResponse``) and a response that is
+    plain JSON, a next message whose payload is the response comes back without it, and
+    the response itself is put in: it is what decoding its JSON would give.
+    """
     schemas_json = encode(schemas)
     begun = decode(
         call(
@@ -284,8 +293,10 @@ def _run_session(
         with contextlib.suppress(MessageAdapterError):
             call("cancelTask", b'{"handle":' + handle_json + b"}")
         return _workflow_error_message(error, cumulus_message, context)
+    refer = refer and plain_json(response)
     try:
-        _check_output(response)
+        if not refer:
+            _check_output(response)
     except TaskOutputError:
         with contextlib.suppress(MessageAdapterError):
             call("cancelTask", b'{"handle":' + handle_json + b"}")
@@ -301,10 +312,17 @@ def _run_session(
             encode(message_config),
             b',"schemas":',
             schemas_json,
-            b"}",
+            b',"referToResponse":true}' if refer else b"}",
         ),
     )
-    return _next_message(next_json)
+    if not refer:
+        return _next_message(next_json)
+    answer = decode(next_json)
+    check_output_size(answer["size"], output_limit())
+    message = answer["nextEvent"]
+    if answer["payloadIsResponse"]:
+        message["payload"] = response
+    return message
 
 
 def _next_message(next_json: bytes) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import math
 import re
 import sys
 from itertools import compress
@@ -67,6 +68,39 @@ def _certainly_json(value: Any) -> bool:
             return False
         level = below
     return False
+
+
+_PLAIN = frozenset((str, int, float, bool, type(None), dict, list))
+_PLAIN_CONTAINERS = frozenset((dict, list))
+
+
+def plain_json(value: Any) -> bool:
+    """True only when ``value`` is what a JSON parser gives back: dicts with ``str`` keys,
+    lists, ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (so writing it out and
+    reading it back changes nothing, and ``output_problem`` finds nothing). False means
+    "not certainly": a tuple, a NaN, a subclass, a nesting over ``MAX_DEPTH``..."""
+    if not _FAST:
+        return False
+    level = [value]
+    for _ in range(MAX_DEPTH + 1):
+        kinds = set(map(type, level))
+        if not kinds <= _PLAIN:
+            return False
+        if float in kinds and not all(map(math.isfinite, _floats(level))):
+            return False
+        if kinds.isdisjoint(_PLAIN_CONTAINERS):
+            return True
+        below = gc.get_referents(*level)
+        if dict in kinds and len(below) != sum(
+            map(len, level if kinds <= _PLAIN_CONTAINERS else _containers(level))
+        ):
+            return False
+        level = below
+    return False
+
+
+def _floats(level: list) -> Any:
+    return (item for item in level if type(item) is float)
 
 
 def _containers(level: list) -> Any:

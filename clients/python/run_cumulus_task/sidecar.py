@@ -202,6 +202,7 @@ class Sidecar:
         self._stderr_thread: threading.Thread | None = None
         self._watchdog = _Watchdog()
         self._protocol: int | None = None
+        self._features: frozenset[str] = frozenset()
         self._in_session = False
 
     @property
@@ -214,6 +215,11 @@ class Sidecar:
     def protocol(self) -> int | None:
         """The protocol version the running child speaks, once asked (``None`` before)."""
         return self._protocol
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The optional v2 members the running child understands (its ``hello`` says)."""
+        return self._features
 
     def start(self) -> None:
         """Start the child now (to keep the spawn out of the first invocation)."""
@@ -296,7 +302,12 @@ class Sidecar:
             if isinstance(error, AdapterTimeoutError):
                 raise
             return 1
-        version = answer.get("protocol") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict):
+            return 1
+        features = answer.get("features")
+        if isinstance(features, list):
+            self._features = frozenset(name for name in features if isinstance(name, str))
+        version = answer.get("protocol")
         return version if isinstance(version, int) and version >= 1 else 1
 
     def call_within(self, context: Any) -> Callable[[str, Any], bytes]:
@@ -351,6 +362,7 @@ class Sidecar:
             self._reap(process)
         self._stderr_tail.clear()
         self._protocol = None  # a new child: ask again
+        self._features = frozenset()
         try:
             process = subprocess.Popen(
                 self.command,
