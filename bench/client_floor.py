@@ -5,9 +5,11 @@ Each round times, on the same message and the same bytes, one after the other:
 - a warm ``run_cumulus_task`` in-process and one through the sidecar (protocol v2);
 - the client's JSON work that the process boundary makes unavoidable: encoding the message
   for ``beginTask``, decoding its answer (the nested event: the task needs objects),
-  encoding the task's response for ``completeTask`` and decoding the next message (the
-  handler returns an object, which Lambda serialises);
-- the task result check, which both modes run;
+  encoding the task's response for ``completeTask`` and decoding the answer (the next
+  message without its payload, which refers to the response the client kept:
+  ``referToResponse``);
+- the task result check, which both modes run (``plain_json`` in sidecar mode, which also
+  tells whether the response may be referred to);
 - the sidecar's own work on ``beginTask`` and ``completeTask`` (its code run in this
   process, garbage collector off as in the sidecar, answers written as it writes them).
 
@@ -51,7 +53,7 @@ def main() -> None:
     os.environ.pop("CUMULUS_MESSAGE_ADAPTER_PROTOCOL", None)
 
     from run_cumulus_task import context_dict, run_cumulus_task  # noqa: I001 - bench path
-    from run_cumulus_task.output import output_problem
+    from run_cumulus_task.output import plain_json
     from run_cumulus_task.sidecar import decode, encode, get_sidecar
 
     from message_adapter.jsonio import dumps
@@ -81,7 +83,13 @@ def main() -> None:
         return b'{"event":' + encode(message) + b',"context":' + context_json + b"}"
 
     def complete_body(handle: str, response: object) -> bytes:
-        return b'{"handle":' + encode(handle) + b',"handler_response":' + encode(response) + b"}"
+        return (
+            b'{"handle":'
+            + encode(handle)
+            + b',"handler_response":'
+            + encode(response)
+            + b',"referToResponse":true}'
+        )
 
     samples: dict[str, list[float]] = {
         name: []
@@ -91,7 +99,7 @@ def main() -> None:
             "client: encode message",
             "client: decode nested event",
             "client: encode response",
-            "client: decode next message",
+            "client: decode next message (payload referred to)",
             "task result check",
             "sidecar: beginTask",
             "sidecar: completeTask",
@@ -110,7 +118,7 @@ def main() -> None:
         gc.enable()
         nested = _timed(lambda begun=begun: decode(begun), samples["client: decode nested event"])
         response = nested["nestedEvent"]["input"]
-        _timed(lambda response=response: output_problem(response), samples["task result check"])
+        _timed(lambda response=response: plain_json(response), samples["task result check"])
         _timed(lambda response=response: encode(response), samples["client: encode response"])
         body = complete_body(nested["handle"], response)
         gc.disable()
@@ -119,7 +127,10 @@ def main() -> None:
             samples["sidecar: completeTask"],
         )
         gc.enable()
-        _timed(lambda answer=answer: decode(answer), samples["client: decode next message"])
+        _timed(
+            lambda answer=answer: decode(answer),
+            samples["client: decode next message (payload referred to)"],
+        )
         del begun, nested, response, answer, body
 
     medians = {name: statistics.median(values) for name, values in samples.items()}

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -686,8 +685,7 @@ def test_sidecar_interrupted_mid_command_is_not_reused(sidecar_mode: None) -> No
     def interrupted(*args: Any) -> bytes:
         raise Interrupt
 
-    real_stdout = sidecar._process.stdout
-    sidecar._process.stdout = SimpleNamespace(readline=interrupted, close=real_stdout.close)
+    sidecar._reader.readline = interrupted  # type: ignore[method-assign, union-attr]
     with pytest.raises(Interrupt):
         run_cumulus_task(echo, message())
     assert run_cumulus_task(echo, message())["payload"] == message()["payload"]

@@ -37,7 +37,7 @@ from run_cumulus_task.errors import (
 )
 from run_cumulus_task.limits import check_message_size, check_output_size, output_limit
 from run_cumulus_task.output import output_problem, plain_json
-from run_cumulus_task.sidecar import decode, encode, get_sidecar, stop_sidecar
+from run_cumulus_task.sidecar import decode, encode, encode_reusing, get_sidecar, stop_sidecar
 
 __all__ = [
     "AdapterProcessError",
@@ -215,7 +215,7 @@ def _run_in_sidecar(
         "loadAndUpdateRemoteEvent",
         (
             b'{"event":',
-            encode(cumulus_message),
+            encode_reusing(cumulus_message, 0),
             b',"context":',
             encode(context_dict(context)),
             b"}",
@@ -238,7 +238,7 @@ def _run_in_sidecar(
             b'{"event":',
             full,
             b',"handler_response":',
-            encode(response),
+            encode_reusing(response, 1),
             b',"message_config":',
             encode(message_config),
             b',"schemas":',
@@ -254,7 +254,7 @@ def _line_break_length(line: bytes) -> int:
 
 
 def _run_session(
-    call: Callable[[str, Any], bytes],
+    call: Callable[..., Any],
     task_function: Callable[..., Any],
     cumulus_message: dict,
     context: Any,
@@ -275,13 +275,14 @@ def _run_session(
             "beginTask",
             (
                 b'{"event":',
-                encode(cumulus_message),
+                encode_reusing(cumulus_message, 0),
                 b',"context":',
                 encode(context_dict(context)),
                 b',"schemas":',
                 schemas_json,
                 b"}",
             ),
+            borrow=True,
         )
     )
     handle_json = encode(begun["handle"])
@@ -307,13 +308,14 @@ def _run_session(
             b'{"handle":',
             handle_json,
             b',"handler_response":',
-            encode(response),
+            encode_reusing(response, 1),
             b',"message_config":',
             encode(message_config),
             b',"schemas":',
             schemas_json,
             b',"referToResponse":true}' if refer else b"}",
         ),
+        borrow=True,
     )
     if not refer:
         return _next_message(next_json)
@@ -325,9 +327,9 @@ def _run_session(
     return message
 
 
-def _next_message(next_json: bytes) -> Any:
+def _next_message(next_json: bytes | memoryview) -> Any:
     # The answer is one line of compact JSON: its length is the message's size.
-    check_output_size(len(next_json) - next_json.endswith(b"\n"), output_limit())
+    check_output_size(len(next_json) - (next_json[-1:] == b"\n"), output_limit())
     return decode(next_json)
 
 
