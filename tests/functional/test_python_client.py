@@ -902,3 +902,30 @@ def test_a_v2_sidecar_without_refer_to_response_gets_the_response_written_back(
 
     assert sidecar.protocol == 2
     assert result["payload"] == response and result["payload"] is not response
+
+
+def test_a_sidecar_from_before_v2_is_used_over_v1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cma-bundle.json").write_text("{}")  # ours: started with --structured-errors
+    (tmp_path / "__main__.py").write_text(
+        f"import sys\nsys.path[:0] = {[str(REPO), *sys.path]!r}\n"
+        "from message_adapter.errors import ProtocolError\n"
+        "from message_adapter.sidecar.commands import Adapter\n"
+        "v1 = Adapter.run_stream_command\n"
+        "def before_v2(self, command, body):\n"
+        "    if command in ('hello', 'beginTask', 'completeTask', 'cancelTask'):\n"
+        "        raise ProtocolError(f'unknown command {command!r}')\n"
+        "    return v1(self, command, body)\n"
+        "Adapter.run_stream_command = before_v2\n"
+        "from message_adapter.cli import main\n"
+        "main()\n"
+    )
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_DIR", str(tmp_path))
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+
+    first = run_cumulus_task(echo, message())
+    second = run_cumulus_task(echo, message())
+
+    assert get_sidecar().protocol == 1
+    assert first["payload"] == second["payload"] == message()["payload"]
