@@ -11,60 +11,56 @@ const { adapterEnvironment } = require('./command');
 const TERMINATOR = Buffer.from('\n<EOC>\n');
 const KILL_GRACE_MS = 500;
 
+const KEPT_BUFFER_BYTES = 32 * 1024 * 1024; // largest buffer kept from frame to frame
+const FIRST_BUFFER_BYTES = 64 * 1024;
+const LARGE_PIECE = 64 * 1024; // characters: a request with one is written from a kept buffer
+
+/** `buffer` when it holds `needed` bytes, else a larger one holding its first `used`. */
+function withRoom(buffer, used, needed) {
+  if (buffer.length >= needed) return buffer;
+  const grown = Buffer.allocUnsafeSlow(Math.max(needed, 2 * buffer.length));
+  buffer.copy(grown, 0, 0, used);
+  return grown;
+}
+
 /**
  * Splits the adapter's stdout into answers. An answer is one line of JSON (or `<ERROR>` and
  * one line of JSON) then a line `<EOC>`; a JSON line never holds a raw newline, so the first
  * "\n<EOC>\n" ends the frame. Chunks (Buffers, as the pipe gives them) may split anything,
- * the terminator and UTF-8 characters included. The bytes of a frame are joined once and
- * decoded once, when its terminator arrives: a 1.7 MB answer comes in 64 KiB chunks, and
- * decoding or concatenating text chunk by chunk would copy it several times over.
+ * the terminator and UTF-8 characters included. They are copied into one buffer kept from
+ * frame to frame, and a frame's bytes are decoded once, when its terminator arrives: a
+ * 1.7 MB answer comes in 64 KiB chunks, and a buffer made afresh for each answer costs a
+ * page fault every 4 KiB.
  */
 class FrameReader {
   constructor() {
-    this.parts = []; // Buffers of the frame being received
-    this.size = 0; // their total length
+    this.buffer = Buffer.allocUnsafeSlow(FIRST_BUFFER_BYTES);
+    this.size = 0; // bytes of the frames being received, from the buffer's start
   }
 
   /** Add a chunk; returns the frames it completes (their text, without `<EOC>`). */
   push(chunk) {
-    let end = this._terminatorAcross(chunk);
-    if (end === -1) {
-      const inChunk = chunk.indexOf(TERMINATOR);
-      if (inChunk === -1) {
-        if (chunk.length) this.parts.push(chunk);
-        this.size += chunk.length;
-        return [];
-      }
-      end = this.size + inChunk;
-    }
-    const all = this.parts.length ? Buffer.concat([...this.parts, chunk]) : chunk;
+    const searchFrom = Math.max(0, this.size - (TERMINATOR.length - 1));
+    this.buffer = withRoom(this.buffer, this.size, this.size + chunk.length);
+    chunk.copy(this.buffer, this.size);
+    this.size += chunk.length;
+    let end = this.buffer.indexOf(TERMINATOR, searchFrom);
+    if (end === -1 || end + TERMINATOR.length > this.size) return [];
     const frames = [];
     let start = 0;
-    while (end !== -1) {
-      frames.push(all.toString('utf8', start, end));
+    while (end !== -1 && end + TERMINATOR.length <= this.size) {
+      frames.push(this.buffer.toString('utf8', start, end));
       start = end + TERMINATOR.length;
-      end = all.indexOf(TERMINATOR, start);
+      end = this.buffer.indexOf(TERMINATOR, start);
     }
-    this.parts = start < all.length ? [all.subarray(start)] : [];
-    this.size = all.length - start;
+    const left = this.size - start;
+    if (left === 0 && this.buffer.length > KEPT_BUFFER_BYTES) {
+      this.buffer = Buffer.allocUnsafeSlow(FIRST_BUFFER_BYTES); // after a rare giant
+    } else if (left) {
+      this.buffer.copy(this.buffer, 0, start, this.size);
+    }
+    this.size = left;
     return frames;
-  }
-
-  /** Where (from the start of the parts) a terminator begins that began in the parts
-   * already received and ends in `chunk`; -1 when there is none. */
-  _terminatorAcross(chunk) {
-    const keep = TERMINATOR.length - 1;
-    if (!this.size || !chunk.length) return -1;
-    const pieces = [chunk.subarray(0, keep)];
-    let tailLength = 0;
-    for (let i = this.parts.length - 1; i >= 0 && tailLength < keep; i -= 1) {
-      const part = this.parts[i];
-      const piece = part.subarray(Math.max(0, part.length - (keep - tailLength)));
-      pieces.unshift(piece);
-      tailLength += piece.length;
-    }
-    const at = Buffer.concat(pieces).indexOf(TERMINATOR);
-    return at === -1 || at >= tailLength ? -1 : this.size - tailLength + at;
   }
 }
 
@@ -126,16 +122,29 @@ class Sidecar {
     if (!this.gone) this.child.stdin.write(text);
   }
 
-  /** Write one request frame; `body` is JSON text or an array of its pieces (written as
-   * they are, in one writev, so a large message is never copied into a joined string). */
+  /** Write one request frame; `body` is JSON text or an array of its pieces (never
+   * joined into one string, so a large message is not copied an extra time). A request
+   * with a large piece is written as UTF-8 into a buffer kept for the next one: the
+   * adapter answers only once it has read the whole request, so by the next request the
+   * pipe is done with it. */
   writeFrame(command, body) {
     if (this.gone) return;
+    const pieces = [`${command}\n`, ...(Array.isArray(body) ? body : [body]), '\n<EOC>\n'];
     const { stdin } = this.child;
-    stdin.cork();
-    stdin.write(`${command}\n`);
-    for (const piece of Array.isArray(body) ? body : [body]) stdin.write(piece);
-    stdin.write('\n<EOC>\n');
-    stdin.uncork();
+    if (!pieces.some((piece) => piece.length >= LARGE_PIECE)) {
+      stdin.cork();
+      for (const piece of pieces) stdin.write(piece);
+      stdin.uncork();
+      return;
+    }
+    let needed = 0;
+    for (const piece of pieces) needed += Buffer.byteLength(piece, 'utf8');
+    let buffer = withRoom(this.requestBuffer || Buffer.alloc(0), 0, needed);
+    let used = 0;
+    for (const piece of pieces) used += buffer.write(piece, used, 'utf8');
+    stdin.write(buffer.subarray(0, used));
+    if (buffer.length > KEPT_BUFFER_BYTES) buffer = null; // let a rare giant go
+    this.requestBuffer = buffer;
   }
 
   _read(chunk) {
