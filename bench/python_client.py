@@ -7,12 +7,13 @@ adapter commands, the JSON to and from the sidecar, and the client's own bookkee
   in a Lambda's init phase), sidecar spawn or in-process adapter import included;
 - warm: later invocations in the same process (the sidecar stays up).
 
-Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--output FILE]
-[--cpu N|none]``. The task process and its sidecar share one CPU by default: on a virtual
-machine a round trip between two CPUs pays for waking the idle one, which makes small
-timings jump from run to run.
+Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--historic DIR]
+[--output FILE] [--cpu N|none]``. The task process and its sidecar share one CPU by
+default: on a virtual machine a round trip between two CPUs pays for waking the idle one,
+which makes small timings jump from run to run.
 ``--bundle`` adds rows for a sidecar started from a bundle directory (its interpreter
-mode and its cma_bin/cma executable). Every number is a median, in milliseconds.
+mode and its cma_bin/cma executable); ``--historic`` one for the original adapter in a
+directory (over v1). Every number is a median, in milliseconds.
 """
 
 import argparse
@@ -207,7 +208,10 @@ def main() -> None:
         for label, env in configurations(args.bundle, Path(scratch), args.historic):
             for granules in [int(size) for size in args.sizes.split(",") if size.strip()]:
                 started = time.perf_counter()
-                result = measure(env, granules, spawns, budget, cpu)
+                try:
+                    result = measure(env, granules, spawns, budget, cpu)
+                except ProbeFailure as error:
+                    raise SystemExit(f"probe failed:\n{error.detail}") from None
                 lines.append(
                     f"| {label} | {granules} | {result['cold']:.2f} | "
                     f"{result['warm']:.3f} | {result['warm_calls']} |"
