@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def historic_section(
         "|---|---:|---:|---:|---:|",
     ]
     rss: list[str] = []
-    sidecars = {"ours": ours, "historic": historic}
+    sidecars: dict[str, Sequence[str]] = {"ours": ours, "historic": historic}
     for granules in sizes:
         message = make_message(granules)
         size = run._size_text(len(driver.encode(message)))

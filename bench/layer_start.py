@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import driver
@@ -28,7 +29,7 @@ CMA = "cma_bin/cma stream"
 PYTHON = "python -I -S DIR stream"
 
 
-def sidecars(bundle: Path) -> dict[str, list[str]]:
+def sidecars(bundle: Path) -> dict[str, Sequence[str]]:
     """The bundle's two command lines, by row label."""
     return {
         CMA: [str(bundle / "cma_bin" / "cma"), "stream"],
