@@ -10,9 +10,11 @@
  *
  *   cd clients/node && npm ci && cd ../..        # once: the published client for comparison
  *   node bench/node_client.js [--quick] [--adapter-dir DIR] [--python PY] [--output FILE]
- *                             [--sizes 1,2000,20000]
+ *                             [--sizes 1,2000,20000] [--protocols 1,2] [--no-exe]
  *
- * Each launch is measured over protocol v1 (CUMULUS_MESSAGE_ADAPTER_PROTOCOL=1) and v2.
+ * Each launch is measured over protocol v1 (CUMULUS_MESSAGE_ADAPTER_PROTOCOL=1) and v2
+ * (--protocols 1 for v1 only, e.g. with the historic adapter as --adapter-dir, which
+ * speaks nothing else). --no-exe skips the cma_bin/cma rows of a bundle that has one.
  *
  * Without --adapter-dir a bundle is built with `.venv/bin/cumulus-message-adapter bundle
  * --no-exe` into a temporary directory (add --with-exe for cma_bin/cma and the
@@ -31,7 +33,7 @@ let SIZES = [1, 2000];
 const WARM_TARGET_MS = 3; // issue 3: warm overhead at 1 granule
 
 function parseArgs(argv) {
-  const options = { quick: false, withExe: false };
+  const options = { quick: false, withExe: false, noExe: false, protocols: ['1', '2'] };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     const value = () => {
@@ -41,6 +43,8 @@ function parseArgs(argv) {
     };
     if (arg === '--quick') options.quick = true;
     else if (arg === '--with-exe') options.withExe = true;
+    else if (arg === '--no-exe') options.noExe = true;
+    else if (arg === '--protocols') options.protocols = value().split(',').filter(Boolean);
     else if (arg === '--adapter-dir') options.adapterDir = path.resolve(value());
     else if (arg === '--python') options.python = value();
     else if (arg === '--output') options.output = path.resolve(value());
@@ -171,13 +175,9 @@ async function main() {
     ? { warm: { budgetMs: 300, min: 5, max: 200 }, cold: { budgetMs: 0, min: 2, max: 2 }, published: { budgetMs: 0, min: 2, max: 2 } }
     : { warm: { budgetMs: 3000, min: 30, max: 2000 }, cold: { budgetMs: 4000, min: 9, max: 25 }, published: { budgetMs: 6000, min: 9, max: 25 } };
 
-  const launches = [
-    { name: 'python DIR stream, protocol v1', env: undefined, protocol: '1' },
-    { name: 'python DIR stream, protocol v2', env: undefined, protocol: '2' },
-  ];
-  if (fs.existsSync(path.join(adapterDir, 'cma_bin', 'cma'))) {
-    launches.push({ name: 'DIR/cma_bin/cma stream, protocol v1', env: 'true', protocol: '1' });
-    launches.push({ name: 'DIR/cma_bin/cma stream, protocol v2', env: 'true', protocol: '2' });
+  const launches = options.protocols.map((protocol) => ({ name: `python DIR stream, protocol v${protocol}`, env: undefined, protocol }));
+  if (!options.noExe && fs.existsSync(path.join(adapterDir, 'cma_bin', 'cma'))) {
+    options.protocols.forEach((protocol) => launches.push({ name: `DIR/cma_bin/cma stream, protocol v${protocol}`, env: 'true', protocol }));
   }
 
   const rows = [];

@@ -7,12 +7,13 @@ adapter commands, the JSON to and from the sidecar, and the client's own bookkee
   in a Lambda's init phase), sidecar spawn or in-process adapter import included;
 - warm: later invocations in the same process (the sidecar stays up).
 
-Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--output FILE]
-[--cpu N|none]``. The task process and its sidecar share one CPU by default: on a virtual
-machine a round trip between two CPUs pays for waking the idle one, which makes small
-timings jump from run to run.
+Usage: ``.venv/bin/python bench/python_client.py [--quick] [--bundle DIR] [--historic DIR]
+[--output FILE] [--cpu N|none]``. The task process and its sidecar share one CPU by
+default: on a virtual machine a round trip between two CPUs pays for waking the idle one,
+which makes small timings jump from run to run.
 ``--bundle`` adds rows for a sidecar started from a bundle directory (its interpreter
-mode and its cma_bin/cma executable). Every number is a median, in milliseconds.
+mode and its cma_bin/cma executable); ``--historic`` one for the original adapter in a
+directory (over v1). Every number is a median, in milliseconds.
 """
 
 import argparse
@@ -56,9 +57,17 @@ print(json.dumps({{"cold": cold, "warm": warm}}))
 
 
 def measure(
-    env: dict[str, str], granules: int, spawns: int, budget: float, cpu: int | None
+    env: dict[str, str],
+    granules: int,
+    spawns: int,
+    budget: float,
+    cpu: int | None,
+    min_calls: int = 5,
 ) -> dict:
-    """Median cold over ``spawns`` fresh processes, median warm over all their warm calls."""
+    """Median cold over ``spawns`` fresh processes, median warm over all their warm calls.
+
+    Raises ``ProbeFailure`` when a probe process fails (e.g. its adapter crashed).
+    """
     colds, warms = [], []
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     for _ in range(spawns):
@@ -67,7 +76,7 @@ def measure(
             bench=str(BENCH),
             granules=granules,
             budget=budget,
-            min_calls=5,
+            min_calls=min_calls,
             max_calls=2000,
         )
         done = subprocess.run(
@@ -80,7 +89,12 @@ def measure(
             preexec_fn=pin,
         )
         if done.returncode != 0:
-            raise SystemExit(f"probe failed:\n{done.stderr}")
+            raise ProbeFailure(
+                done.stderr.strip().splitlines()[-1]
+                if done.stderr.strip()
+                else f"exit code {done.returncode}",
+                done.stderr,
+            )
         result = json.loads(done.stdout)
         colds.append(result["cold"])
         warms.extend(result["warm"])
@@ -91,8 +105,16 @@ def measure(
     }
 
 
-def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[str, str]]]:
-    """``(label, environment)`` for each way of running the adapter."""
+class ProbeFailure(RuntimeError):
+    """A probe process failed; ``detail`` is its stderr."""
+
+    def __init__(self, summary: str, detail: str) -> None:
+        super().__init__(summary)
+        self.detail = detail
+
+
+def base_environment() -> dict[str, str]:
+    """This process's environment without adapter settings, output size limit lifted."""
     base = {
         key: value
         for key, value in os.environ.items()
@@ -101,6 +123,18 @@ def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[st
     # 2000 granules (1.7 MB) are over Step Functions' 256 KiB limit, which the client
     # enforces; a limit this high keeps the size check, and its cost, in every call.
     base["CUMULUS_MESSAGE_ADAPTER_MAX_OUTPUT_BYTES"] = str(1 << 40)
+    return base
+
+
+def configurations(
+    bundle: str | None, scratch: Path, historic: str | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """``(label, environment)`` for each way of running the adapter.
+
+    ``historic`` is a directory of the original adapter (no cma-bundle.json): the client
+    starts it as ``python DIR stream`` and, since it knows no ``hello``, speaks v1 to it.
+    """
+    base = base_environment()
     sidecar = {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "sidecar"}
     rows = [
         ("in-process", {**base, "CUMULUS_MESSAGE_ADAPTER_MODE": "inprocess"}),
@@ -125,6 +159,13 @@ def configurations(bundle: str | None, scratch: Path) -> list[tuple[str, dict[st
                     {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(layer)},
                 )
             )
+    if historic:
+        rows.append(
+            (
+                "historic adapter (python DIR stream), protocol v1",
+                {**base, "CUMULUS_MESSAGE_ADAPTER_DIR": str(Path(historic).absolute())},
+            )
+        )
     return rows
 
 
@@ -132,6 +173,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke runs")
     parser.add_argument("--bundle", help="also measure a sidecar from this bundle directory")
+    parser.add_argument(
+        "--historic", help="also measure the original adapter from this directory (v1)"
+    )
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument(
         "--sizes",
@@ -161,10 +205,13 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     with tempfile.TemporaryDirectory() as scratch:
-        for label, env in configurations(args.bundle, Path(scratch)):
+        for label, env in configurations(args.bundle, Path(scratch), args.historic):
             for granules in [int(size) for size in args.sizes.split(",") if size.strip()]:
                 started = time.perf_counter()
-                result = measure(env, granules, spawns, budget, cpu)
+                try:
+                    result = measure(env, granules, spawns, budget, cpu)
+                except ProbeFailure as error:
+                    raise SystemExit(f"probe failed:\n{error.detail}") from None
                 lines.append(
                     f"| {label} | {granules} | {result['cold']:.2f} | "
                     f"{result['warm']:.3f} | {result['warm_calls']} |"

@@ -232,6 +232,14 @@ def render(
         + f", load average {os.getloadavg()[0]:.1f} at the end",
         *_environment_notes(),
         "",
+        *table(rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table(rows: list[Row]) -> list[str]:
+    """The rows as a markdown table, followed by what the metrics mean."""
+    lines = [
         "| metric | ours | floor | ratio | target | met | n |",
         "|---|---:|---:|---:|---|---|---:|",
     ]
@@ -241,14 +249,14 @@ def render(
             f"{_quantity(row.floor, row.unit)} | {row.ratio:.2f}x | {row.target} | "
             f"{row.met} | {row.samples} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         "Warm cycle: loadAndUpdateRemoteEvent → loadNestedEvent → createNextEvent on one "
         "warm process, the task's response being the nested input; only the three "
         "round trips are timed; median of n cycles, sidecars interleaved.",
         "Peak RSS: VmHWM of the sidecar just before `<EXIT>`, one fresh process per size.",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

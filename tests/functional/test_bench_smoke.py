@@ -4,6 +4,7 @@ The benchmark is not run in CI otherwise, so this catches a driver that no longe
 the protocol or a table that no longer renders, in well under three seconds.
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
+import all as bench_all  # noqa: E402
 import driver  # noqa: E402
 import run  # noqa: E402
 from messages import LAMBDA_CONTEXT, make_message  # noqa: E402
@@ -37,6 +39,41 @@ def test_quick_run_renders_every_row(tmp_path: Path) -> None:
         "peak RSS, 1 granule",
     ]
     assert " 0.0 MB" not in rows[-1]
+
+
+def _table_rows(report: str, heading: str) -> list[str]:
+    """The first cells of the table under ``heading``, its header row left out."""
+    section = report.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [" | ".join(cell.strip() for cell in row.split("|")[1:3]) for row in rows[1:]]
+
+
+def test_one_run_renders_every_section_and_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "")  # restored afterwards: main() points it here
+    output = tmp_path / "all.md"
+    argv = ["--quick", "--sizes", "1", "--cpu", "none", "--output", str(output)]
+    assert bench_all.main(argv) == 0
+    report = output.read_text()
+    assert "failed" not in report
+    assert "load average (1 min)" in report
+    assert _table_rows(report, "## Sidecar against the floors")[0].startswith(
+        "warm cycle, 1 granule (2.1 KB)"
+    )
+    clients = [
+        "1 | Python → in-process",
+        "1 | Python → sidecar (console script), protocol v1",
+        "1 | Python → sidecar (console script), protocol v2",
+    ]
+    if shutil.which("node"):
+        clients += [
+            "1 | Node → python DIR stream, protocol v1",
+            "1 | Node → python DIR stream, protocol v2",
+        ]
+    assert _table_rows(report, "## Client invocations") == clients
+    assert "## The historic adapter" not in report
+    assert "## The layer's executable" not in report
 
 
 @pytest.mark.parametrize("name", sorted(SIDECARS))
