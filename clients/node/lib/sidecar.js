@@ -44,14 +44,15 @@ class FrameReader {
     this.buffer = withRoom(this.buffer, this.size, this.size + chunk.length);
     chunk.copy(this.buffer, this.size);
     this.size += chunk.length;
-    let end = this.buffer.indexOf(TERMINATOR, searchFrom);
-    if (end === -1 || end + TERMINATOR.length > this.size) return [];
+    const received = this.buffer.subarray(0, this.size); // not the stale bytes beyond
+    let end = received.indexOf(TERMINATOR, searchFrom);
+    if (end === -1) return [];
     const frames = [];
     let start = 0;
-    while (end !== -1 && end + TERMINATOR.length <= this.size) {
-      frames.push(this.buffer.toString('utf8', start, end));
+    while (end !== -1) {
+      frames.push(received.toString('utf8', start, end));
       start = end + TERMINATOR.length;
-      end = this.buffer.indexOf(TERMINATOR, start);
+      end = received.indexOf(TERMINATOR, start);
     }
     const left = this.size - start;
     if (left === 0 && this.buffer.length > KEPT_BUFFER_BYTES) {
@@ -137,11 +138,21 @@ class Sidecar {
       stdin.uncork();
       return;
     }
-    let needed = 0;
-    for (const piece of pieces) needed += Buffer.byteLength(piece, 'utf8');
-    let buffer = withRoom(this.requestBuffer || Buffer.alloc(0), 0, needed);
+    let buffer = this.requestBuffer || Buffer.allocUnsafeSlow(FIRST_BUFFER_BYTES);
     let used = 0;
-    for (const piece of pieces) used += buffer.write(piece, used, 'utf8');
+    for (const piece of pieces) {
+      for (;;) {
+        // Buffer#write writes whole characters while they fit: it wrote all of `piece` when
+        // even 3 bytes a UTF-16 unit fitted, or when there is room left for one more.
+        const room = buffer.length - used;
+        const written = buffer.write(piece, used, 'utf8');
+        if (piece.length * 3 <= room || room - written >= 4) {
+          used += written;
+          break;
+        }
+        buffer = withRoom(buffer, used, used + piece.length * 3); // measuring it costs more
+      }
+    }
     stdin.write(buffer.subarray(0, used));
     if (buffer.length > KEPT_BUFFER_BYTES) buffer = null; // let a rare giant go
     this.requestBuffer = buffer;
