@@ -65,6 +65,7 @@ def load_lazy_parser() -> None:
         schemas: Any = None
         handler_response: raw = raw(b"null")
         message_config: Any = None
+        referToPayload: Any = None  # noqa: N815 - the protocol's name (beginTask)
 
     class _Completion(msgspec.Struct):
         handle: Any = None
@@ -134,6 +135,8 @@ def _parse(command: str, body: bytes) -> Any:
         "handler_response": parsed.handler_response,
         "message_config": parsed.message_config,
     }
+    if parsed.referToPayload is not None:
+        request["referToPayload"] = parsed.referToPayload
     decode_reads(command, request)
     return request
 

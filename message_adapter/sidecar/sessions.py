@@ -13,9 +13,11 @@ At most one session is kept, the client's in flight: a new ``beginTask`` replace
 ``completeTask`` and ``cancelTask`` with its handle free it, whether they succeed or fail.
 A handle that is not the current one is a ``ProtocolError`` (and leaves the current one be).
 
-A client that keeps the task's response it sends may ask (``"referToResponse": true``)
-that a next message whose ``payload`` is that response say so instead of writing it back:
-it then decodes only the rest of the message, and puts its own response in.
+A client that keeps what it sends may ask that answers refer to it instead of writing it
+back: with ``"referToPayload": true`` a nested event whose ``input`` is the ``payload`` of
+the message sent, untouched, says so (the client decodes its own text of it); with
+``"referToResponse": true`` a next message whose ``payload`` is the task's response says so
+(the client puts in the response it kept).
 """
 
 import contextlib
@@ -31,7 +33,7 @@ from message_adapter.sidecar.request_parsing import decode_reads, parse_completi
 
 PROTOCOL_VERSION = 2
 SESSION_COMMANDS = ("hello", "beginTask", "completeTask", "cancelTask")
-FEATURES = ("referToResponse",)
+FEATURES = ("referToPayload", "referToResponse")
 """Optional members of v2 requests this sidecar understands, announced by ``hello``."""
 
 Run = Callable[[str, Any], Any]
@@ -58,10 +60,14 @@ class Sessions:
         return {"protocol": PROTOCOL_VERSION, "version": __version__, "features": list(FEATURES)}
 
     def begin(self, body: bytes) -> dict:
-        """``{"handle", "nestedEvent"}`` for a ``loadAndUpdateRemoteEvent`` request."""
+        """``{"handle", "nestedEvent"}`` for a ``loadAndUpdateRemoteEvent`` request (and
+        ``inputIsPayload`` when the request asks ``referToPayload``)."""
         self._handle = self._full = None
         with _step("loadAndUpdateRemoteEvent"):
             request = parse_request("loadAndUpdateRemoteEvent", body)
+            refer = _flag(request, "referToPayload", "beginTask")
+            event = request.get("event")
+            sent = event.get("payload", _NOTHING) if isinstance(event, dict) else _NOTHING
             full = self._run("loadAndUpdateRemoteEvent", request)
         with _step("loadNestedEvent"):
             nested_request = {"event": dict(full)}  # decoding its reads leaves ``full`` be
@@ -72,18 +78,19 @@ class Sessions:
             nested = self._run("loadNestedEvent", nested_request)
         self._count += 1
         self._handle, self._full = f"{self._count}-{self._token}", full
-        return {"handle": self._handle, "nestedEvent": nested}
+        if not refer:
+            return {"handle": self._handle, "nestedEvent": nested}
+        refers = sent is not _NOTHING and nested.get("input") is sent
+        if refers:
+            nested = {**nested, "input": None}
+        return {"handle": self._handle, "nestedEvent": nested, "inputIsPayload": refers}
 
     def complete(self, body: bytes) -> Any:
         """The next message: ``createNextEvent`` on the session's full message (wrapped,
         its payload possibly referred to, when the request asks ``referToResponse``)."""
         request = _with_handle(parse_completion("completeTask", body), "completeTask")
-        refer = request.pop("referToResponse", None)
         request["event"] = self._take(request.pop("handle"), "completeTask")
-        if refer not in (None, True, False):
-            raise MessageError(
-                f"completeTask: referToResponse must be true or false, got {refer!r}"
-            )
+        refer = _flag(request, "referToResponse", "completeTask")
         response = request.get("handler_response")
         with _step("createNextEvent"):
             decode_reads("createNextEvent", request)
@@ -108,6 +115,17 @@ class Sessions:
             )
         self._handle = self._full = None
         return full
+
+
+_NOTHING = object()
+
+
+def _flag(request: dict, name: str, command: str) -> bool:
+    """Take the optional boolean member ``name`` out of ``request``."""
+    value = request.pop(name, None)
+    if value is not None and type(value) is not bool:  # 1 == True, but 1 is no flag
+        raise MessageError(f"{command}: {name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def _referring(message: Any, response: Any) -> dict:

@@ -929,3 +929,39 @@ def test_a_sidecar_from_before_v2_is_used_over_v1(
 
     assert get_sidecar().protocol == 1
     assert first["payload"] == second["payload"] == message()["payload"]
+
+
+def test_over_v2_the_task_gets_a_fresh_copy_of_the_payload_decoded_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+    incoming = message()
+    seen = []
+
+    def task(event: dict, context: Any) -> Any:
+        seen.append(event["input"])
+        event["input"]["granules"].append("changed by the task")
+        return None
+
+    run_cumulus_task(task, incoming)
+
+    assert "referToPayload" in get_sidecar().features
+    assert seen[0] is not incoming["payload"]
+    assert incoming == message()  # the caller's message is untouched
+
+
+@pytest.mark.parametrize(
+    "task_config",
+    [{"cumulus_message": {"input": "{$.payload.granules}"}}, {"collection": "{$.meta.collection}"}],
+    ids=["input inside the payload", "default input"],
+)
+def test_over_v2_the_input_is_v1s_with_or_without_the_payload_referred_to(
+    task_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_MODE", "sidecar")
+    incoming = message(task_config=task_config, payload={"granules": [{"n": 1.5}, {"n": 10**30}]})
+    inputs = []
+    for protocol in ("2", "1"):
+        monkeypatch.setenv("CUMULUS_MESSAGE_ADAPTER_PROTOCOL", protocol)
+        run_cumulus_task(lambda event, context: inputs.append(event["input"]), incoming)
+    assert inputs[0] == inputs[1]

@@ -248,7 +248,73 @@ def test_a_next_message_that_refers_to_the_response_is_v1s_once_the_client_puts_
 
 
 def test_hello_names_the_optional_features() -> None:
-    assert loads(one(Adapter(MemoryStore()), "hello", b"{}"))["features"] == ["referToResponse"]
+    assert loads(one(Adapter(MemoryStore()), "hello", b"{}"))["features"] == [
+        "referToPayload",
+        "referToResponse",
+    ]
+
+
+def begin_referring(adapter: Adapter, text: bytes) -> bytes:
+    return one(adapter, "beginTask", b'{"event":' + text + b',"referToPayload":true}')
+
+
+@settings(max_examples=300, deadline=None)
+@given(AWKWARD_MESSAGES, st.sampled_from([0, request_parsing.LAZY_FROM]))
+def test_a_nested_event_that_refers_to_the_payload_is_v1s_once_the_client_puts_it_in(
+    message: dict, pad: int
+) -> None:
+    text = render(message, "compact", pad=pad)
+    v1 = v1_cycle(text, b"{}", b"null", None)
+    answer = begin_referring(Adapter(MemoryStore()), text)
+    if error_of(answer) or type(v1[0]) is not bytes:
+        assert error_of(answer) == v1[0]
+        return
+    begun = loads(answer)
+    nested = begun["nestedEvent"]
+    if begun["inputIsPayload"]:
+        assert nested["input"] is None
+        nested["input"] = loads(text)["payload"]
+        assert nested == loads(v1[0])
+    else:
+        handle = dumps(begun["handle"])
+        assert answer == b'{"handle":' + handle + b',"nestedEvent":' + v1[0] + (
+            b',"inputIsPayload":false}'
+        )
+
+
+def test_a_large_payload_is_not_written_back_when_the_client_keeps_it() -> None:
+    payload = dumps({"granules": [{"id": f"g{i}"} for i in range(5000)]})
+    text = b'{"payload":' + payload + b',"task_config":{"cumulus_message":{"input":"{$.payload}"}}}'
+    answer = begin_referring(Adapter(MemoryStore()), text)
+    assert len(answer) < 200
+    assert loads(answer)["nestedEvent"] == {
+        "input": None,
+        "config": {},
+        "messageConfig": {"input": "{$.payload}"},
+    }
+    assert loads(answer)["inputIsPayload"] is True
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"payload": {"a": 1}, "task_config": {"cumulus_message": {"input": "{$.payload.a}"}}},
+        {"cma": {"event": {"payload": {"a": 1}}}, "payload": {"b": 2}},
+        {"payload": {}, "replace": {"Bucket": "b", "Key": "k", "TargetPath": "$.payload"}},
+    ],
+    ids=["input inside the payload", "cma", "replace"],
+)
+def test_an_input_that_is_not_the_payload_as_sent_is_written_out(event: dict) -> None:
+    store = MemoryStore()
+    store.put_json("b", "k", b'{"stored": true}')
+    answer = loads(begin_referring(Adapter(store), dumps(event)))
+    assert answer["inputIsPayload"] is False
+    assert answer["nestedEvent"]["input"] is not None
+
+
+def test_refer_to_payload_must_be_a_boolean() -> None:
+    answer = one(Adapter(MemoryStore()), "beginTask", b'{"event":{},"referToPayload":1}')
+    assert error_of(answer)[0] == "MessageError"
 
 
 def test_a_large_response_is_not_written_back_when_the_client_keeps_it() -> None:
@@ -285,5 +351,5 @@ def test_a_payload_built_from_outputs_is_written_out_in_full() -> None:
 def test_refer_to_response_must_be_a_boolean() -> None:
     adapter = Adapter(MemoryStore())
     handle = begin(adapter, {"payload": 1})
-    body = dumps({"handle": handle, "referToResponse": "yes"})
+    body = dumps({"handle": handle, "referToResponse": 1})
     assert error_of(one(adapter, "completeTask", body))[0] == "MessageError"

@@ -81,10 +81,45 @@ function jsonObject(pairs) {
   const pieces = [];
   for (const [key, json] of pairs) {
     if (json === undefined) continue;
-    pieces.push(`${pieces.length ? ',' : '{'}"${key}":`, json);
+    pieces.push(`${pieces.length ? ',' : '{'}"${key}":`);
+    if (Array.isArray(json)) pieces.push(...json);
+    else pieces.push(json);
   }
   pieces.push(pieces.length ? '}' : '{}');
   return pieces;
+}
+
+/**
+ * JSON.stringify(message) as pieces of text, its payload's text one of them (kept, so a
+ * sidecar that answers inputIsPayload need not send it back: protocol.md, referToPayload).
+ * payloadText is undefined when the message is not a plain object with a payload.
+ */
+function messagePieces(message) {
+  const whole = () => ({ pieces: [JSON.stringify(message)], payloadText: undefined });
+  if (message === null || typeof message !== 'object' || Array.isArray(message)
+    || typeof message.toJSON === 'function' || !Object.prototype.hasOwnProperty.call(message, 'payload')) {
+    return whole();
+  }
+  const before = [];
+  const after = [];
+  let payloadText;
+  for (const key of Object.keys(message)) {
+    const text = JSON.stringify(message[key]);
+    if (key === 'payload') {
+      if (text === undefined) return whole(); // a payload JSON leaves out
+      payloadText = text;
+    } else if (text !== undefined) {
+      (payloadText === undefined ? before : after).push(`${JSON.stringify(key)}:${text}`);
+    }
+  }
+  return {
+    pieces: [
+      before.length ? `{${before.join(',')},"payload":` : '{"payload":',
+      payloadText,
+      after.length ? `,${after.join(',')}}` : '}',
+    ],
+    payloadText,
+  };
 }
 
 /** Whether an adapter directory is one of ours (`bundle` writes cma-bundle.json). */
@@ -461,17 +496,23 @@ class MessageAdapter {
   }
 
   async _runSession(TaskFunction, cumulusMessage, context, schemas, mark) {
+    const { sidecar } = this; // the one that answered hello
+    const features = (sidecar && sidecar.features) || [];
     const contextJson = JSON.stringify(context);
     const schemasJson = JSON.stringify(schemas);
+    const { pieces, payloadText } = messagePieces(cumulusMessage);
+    const referPayload = payloadText !== undefined && features.includes('referToPayload');
     const begun = await this._call('beginTask', jsonObject([
-      ['event', JSON.stringify(cumulusMessage)], ['context', contextJson], ['schemas', schemasJson],
+      ['event', pieces], ['context', contextJson], ['schemas', schemasJson],
+      ['referToPayload', referPayload ? 'true' : undefined],
     ]), context, mark);
     const nestedEvent = begun && begun.nestedEvent;
     if (!isNestedEvent(nestedEvent) || typeof begun.handle !== 'string') {
       throw new Error(`beginTask did not return {handle, nestedEvent: {input, config}}: ${JSON.stringify(begun)}`);
     }
+    // The task gets its own copy, decoded from the text sent, as the sidecar would send it.
+    if (referPayload && begun.inputIsPayload === true) nestedEvent.input = JSON.parse(payloadText);
     setCumulusEnvironment(cumulusMessage, context); // the full message's fields, unchanged
-    const { sidecar } = this; // the one that answered hello and beginTask
     const handleJson = JSON.stringify(begun.handle);
     let taskOutput;
     try {
@@ -482,8 +523,7 @@ class MessageAdapter {
     }
     const responseJson = JSON.stringify(taskOutput);
     // A plain output need not come back: the next message refers to it (protocol.md).
-    const refer = Boolean(sidecar && sidecar.features && sidecar.features.includes('referToResponse'))
-      && isPlainJson(taskOutput);
+    const refer = features.includes('referToResponse') && isPlainJson(taskOutput);
     const next = await this._call('completeTask', jsonObject([
       ['handle', handleJson],
       ['handler_response', responseJson],
@@ -554,5 +594,6 @@ class MessageAdapter {
 }
 
 module.exports = {
-  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, outputLimit, protocolCeiling,
+  MessageAdapter, DEFAULT_DEADLINE_MARGIN_MS, STEP_FUNCTIONS_LIMIT, messagePieces, outputLimit,
+  protocolCeiling,
 };

@@ -300,6 +300,42 @@ test('protocol v2 is used when the adapter speaks it, with the same next message
   }
 });
 
+test('over v2 the task gets its own copy of the payload, decoded from the text sent', async () => {
+  const incoming = message();
+  const adapter = new cma.MessageAdapter();
+  try {
+    let seen;
+    await adapter.runCumulusTask((event) => {
+      seen = event.input;
+      event.input.granules.push('changed by the task');
+    }, incoming, lambdaContext());
+    assert.ok(adapter.sidecar.features.includes('referToPayload'));
+    assert.notEqual(seen, incoming.payload);
+    assert.deepEqual(incoming, message());
+  } finally {
+    await adapter.close();
+  }
+});
+
+test('over v2 the input is v1\'s whether or not the payload is referred to', async () => {
+  for (const taskConfig of [{ cumulus_message: { input: '{$.payload.granules}' } }, {}]) {
+    const incoming = message({ task_config: taskConfig, payload: { granules: [{ n: 1.5 }], big: 1e21 } });
+    const inputs = [];
+    const task = (event) => { inputs.push(event.input); };
+    const adapter = new cma.MessageAdapter();
+    try {
+      await adapter.runCumulusTask(task, incoming, lambdaContext());
+    } finally {
+      await adapter.close();
+    }
+    await withEnv({ CUMULUS_MESSAGE_ADAPTER_PROTOCOL: '1' }, () => {
+      const v1 = new cma.MessageAdapter();
+      return v1.runCumulusTask(task, incoming, lambdaContext()).finally(() => v1.close());
+    });
+    assert.deepEqual(inputs[0], inputs[1]);
+  }
+});
+
 test('over v2 a plain task output is the next payload as the task returned it', async () => {
   const output = { granules: [{ granuleId: 'g-1', size: 1.5 }] };
   const adapter = new cma.MessageAdapter();

@@ -37,7 +37,14 @@ from run_cumulus_task.errors import (
 )
 from run_cumulus_task.limits import check_message_size, check_output_size, output_limit
 from run_cumulus_task.output import output_problem, plain_json
-from run_cumulus_task.sidecar import decode, encode, encode_reusing, get_sidecar, stop_sidecar
+from run_cumulus_task.sidecar import (
+    decode,
+    encode,
+    encode_message,
+    encode_reusing,
+    get_sidecar,
+    stop_sidecar,
+)
 
 __all__ = [
     "AdapterProcessError",
@@ -202,10 +209,10 @@ def _run_in_sidecar(
     sidecar = get_sidecar()
     call = sidecar.call_within(context)
     if sidecar.open_session(call):
-        refer = "referToResponse" in sidecar.features
+        features = sidecar.features
         try:
             return _run_session(
-                call, task_function, cumulus_message, context, schemas, taskargs, refer
+                call, task_function, cumulus_message, context, schemas, taskargs, features
             )
         finally:
             sidecar.close_session()
@@ -260,33 +267,39 @@ def _run_session(
     context: Any,
     schemas: dict | None,
     taskargs: dict,
-    refer: bool = False,
+    features: frozenset[str] = frozenset(),
 ) -> Any:
     """Protocol v2: the sidecar keeps the full message; only the nested event, the task's
     response and the next message cross the pipe (the same bytes as the v1 commands).
 
-    With ``refer`` (the sidecar understands ``referToResponse``) and a response that is
-    plain JSON, a next message whose payload is the response comes back without it, and
-    the response itself is put in: it is what decoding its JSON would give.
+    What the sidecar understands of ``features`` spares more: a nested event whose input
+    is the message's payload comes without it and it is decoded from the text sent
+    (``referToPayload``); a next message whose payload is a plain-JSON response comes
+    without it and the response itself is put in (``referToResponse``): either way, what
+    decoding the v1 answer would give.
     """
     schemas_json = encode(schemas)
+    pieces, payload_json = encode_message(cumulus_message)
+    refer_payload = payload_json is not None and "referToPayload" in features
     begun = decode(
         call(
             "beginTask",
             (
                 b'{"event":',
-                encode_reusing(cumulus_message, 0),
+                *pieces,
                 b',"context":',
                 encode(context_dict(context)),
                 b',"schemas":',
                 schemas_json,
-                b"}",
+                b',"referToPayload":true}' if refer_payload else b"}",
             ),
             borrow=True,
         )
     )
     handle_json = encode(begun["handle"])
     nested = begun["nestedEvent"]
+    if refer_payload and begun.get("inputIsPayload") is True:
+        nested["input"] = decode(payload_json)
     message_config = nested.get("messageConfig")
     try:
         response = task_function(nested, context, **taskargs)
@@ -294,7 +307,7 @@ def _run_session(
         with contextlib.suppress(MessageAdapterError):
             call("cancelTask", b'{"handle":' + handle_json + b"}")
         return _workflow_error_message(error, cumulus_message, context)
-    refer = refer and plain_json(response)
+    refer = "referToResponse" in features and plain_json(response)
     try:
         if not refer:
             _check_output(response)
