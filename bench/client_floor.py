@@ -4,9 +4,10 @@ Each round times, on the same message and the same bytes, one after the other:
 
 - a warm ``run_cumulus_task`` in-process and one through the sidecar (protocol v2);
 - the client's JSON work that the process boundary makes unavoidable: encoding the message
-  for ``beginTask``, decoding its answer (the nested event: the task needs objects),
-  encoding the task's response for ``completeTask`` and decoding the answer (the next
-  message without its payload, which refers to the response the client kept:
+  for ``beginTask``, decoding the task's input (the payload: the task needs objects of its
+  own; the client decodes the text it sent, which the answer refers to:
+  ``referToPayload``), encoding the task's response for ``completeTask`` and decoding the
+  answers (the nested event and the next message without the parts referred to:
   ``referToResponse``);
 - the task result check, which both modes run (``plain_json`` in sidecar mode, which also
   tells whether the response may be referred to);
@@ -54,7 +55,7 @@ def main() -> None:
 
     from run_cumulus_task import context_dict, run_cumulus_task  # noqa: I001 - bench path
     from run_cumulus_task.output import plain_json
-    from run_cumulus_task.sidecar import decode, encode, get_sidecar
+    from run_cumulus_task.sidecar import decode, encode, encode_message, get_sidecar
 
     from message_adapter.jsonio import dumps
     from message_adapter.sidecar.commands import Adapter
@@ -79,8 +80,9 @@ def main() -> None:
     adapter = Adapter()
     context_json = encode(context_dict(LAMBDA_CONTEXT))
 
-    def begin_body() -> bytes:
-        return b'{"event":' + encode(message) + b',"context":' + context_json + b"}"
+    def begin_body(pieces: tuple) -> bytes:
+        event = b"".join(bytes(piece) for piece in pieces)
+        return b'{"event":' + event + b',"context":' + context_json + b',"referToPayload":true}'
 
     def complete_body(handle: str, response: object) -> bytes:
         return (
@@ -97,9 +99,9 @@ def main() -> None:
             "in-process invocation",
             "sidecar invocation (v2)",
             "client: encode message",
-            "client: decode nested event",
+            "client: decode the payload sent, for the task",
+            "client: decode the answers (parts referred to)",
             "client: encode response",
-            "client: decode next message (payload referred to)",
             "task result check",
             "sidecar: beginTask",
             "sidecar: completeTask",
@@ -108,16 +110,24 @@ def main() -> None:
     for _ in range(args.rounds):
         _timed(lambda: invoke("inprocess"), samples["in-process invocation"])
         _timed(lambda: invoke("sidecar"), samples["sidecar invocation (v2)"])
-        _timed(lambda: encode(message), samples["client: encode message"])
-        body = begin_body()
+        pieces, payload_json = _timed(
+            lambda: encode_message(message), samples["client: encode message"]
+        )
+        body = begin_body(pieces)
         gc.disable()
         begun = _timed(
             lambda body=body: dumps(adapter.run_stream_command("beginTask", body)),
             samples["sidecar: beginTask"],
         )
         gc.enable()
-        nested = _timed(lambda begun=begun: decode(begun), samples["client: decode nested event"])
-        response = nested["nestedEvent"]["input"]
+        nested = _timed(
+            lambda begun=begun: decode(begun),
+            samples["client: decode the answers (parts referred to)"],
+        )
+        response = _timed(
+            lambda payload_json=payload_json: decode(payload_json),
+            samples["client: decode the payload sent, for the task"],
+        )
         _timed(lambda response=response: plain_json(response), samples["task result check"])
         _timed(lambda response=response: encode(response), samples["client: encode response"])
         body = complete_body(nested["handle"], response)
@@ -127,10 +137,9 @@ def main() -> None:
             samples["sidecar: completeTask"],
         )
         gc.enable()
-        _timed(
-            lambda answer=answer: decode(answer),
-            samples["client: decode next message (payload referred to)"],
-        )
+        answers = samples["client: decode the answers (parts referred to)"]
+        _timed(lambda answer=answer: decode(answer), answers)
+        answers[-2:] = [answers[-2] + answers[-1]]  # both answers of the round
         del begun, nested, response, answer, body
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
@@ -147,7 +156,7 @@ def main() -> None:
     print("| --- | ---: | ---: |")
     for name, value in medians.items():
         print(f"| {name} | {value:.2f} | {value / in_process:.2f}x |")
-    print(f"| client JSON, the four above | {client_json:.2f} | {client_json / in_process:.2f}x |")
+    print(f"| client JSON, the parts above | {client_json:.2f} | {client_json / in_process:.2f}x |")
     print(
         f"| sidecar work, both commands | {sidecar_work:.2f} | {sidecar_work / in_process:.2f}x |"
     )
