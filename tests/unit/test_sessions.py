@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from message_adapter.errors import describe
@@ -14,6 +14,7 @@ from message_adapter.sidecar import request_parsing
 from message_adapter.sidecar.commands import Adapter
 from message_adapter.sidecar.protocol import serve
 from message_adapter.stores import MemoryStore
+from message_adapter.tasks.output import plain_json
 from tests.strategies import AWKWARD_MESSAGES, AWKWARD_VALUES, LAYOUTS, MESSAGE_CONFIGS, render
 
 _OFFLOAD_KEY = re.compile(rb"events/[0-9a-f-]{36}")
@@ -230,6 +231,7 @@ def resolved(wrapper: bytes, response: bytes) -> tuple[bytes | None, Any, int]:
 def test_a_next_message_that_refers_to_the_response_is_v1s_once_the_client_puts_it_in(
     message: dict, response: Any, config: bytes | None, pad: int
 ) -> None:
+    assume(plain_json(response))  # what a client may refer to (protocol.md)
     text = render(message, "compact", pad=pad)
     reply = render(response, "compact", pad=pad)
     v1 = v1_cycle(text, b"{}", reply, config)
@@ -263,6 +265,9 @@ def begin_referring(adapter: Adapter, text: bytes) -> bytes:
 def test_a_nested_event_that_refers_to_the_payload_is_v1s_once_the_client_puts_it_in(
     message: dict, pad: int
 ) -> None:
+    # A client writes its payload as standard JSON (no NaN or Infinity tokens, which the
+    # sidecar reads as null): then decoding its own text gives what v1 would send.
+    assume(plain_json(message.get("payload")))
     text = render(message, "compact", pad=pad)
     v1 = v1_cycle(text, b"{}", b"null", None)
     answer = begin_referring(Adapter(MemoryStore()), text)
