@@ -48,26 +48,8 @@ def output_problem(value: Any) -> str | None:
 
 
 def _certainly_json(value: Any) -> bool:
-    """True only when ``value`` is JSON made of exact built-in types; False means "look".
-
-    Level by level: check every item's type, and that each dict gave as many referents
-    as it has items (a dict with a non-``str`` key also gives its keys, so a count above
-    the containers' lengths means "look at the keys").
-    """
-    level = [value]
-    for _ in range(MAX_DEPTH + 1):
-        kinds = set(map(type, level))
-        if not kinds <= _EXACT:
-            return False
-        if kinds.isdisjoint(_CONTAINERS):
-            return True
-        below = gc.get_referents(*level)
-        if dict in kinds and len(below) != sum(
-            map(len, level if kinds <= _CONTAINERS else _containers(level))
-        ):
-            return False
-        level = below
-    return False
+    """True only when ``value`` is JSON made of exact built-in types; False means "look"."""
+    return _walk_levels(value, _EXACT, _CONTAINERS, finite_floats=False)
 
 
 _PLAIN = frozenset((str, int, float, bool, type(None), dict, list))
@@ -79,20 +61,28 @@ def plain_json(value: Any) -> bool:
     lists, ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (so writing it out and
     reading it back changes nothing, and ``output_problem`` finds nothing). False means
     "not certainly": a tuple, a NaN, a subclass, a nesting over ``MAX_DEPTH``..."""
-    if not _FAST:
-        return False
+    return _FAST and _walk_levels(value, _PLAIN, _PLAIN_CONTAINERS, finite_floats=True)
+
+
+def _walk_levels(
+    value: Any, allowed: frozenset, containers: frozenset, *, finite_floats: bool
+) -> bool:
+    """Whether every item, level by level, is of an ``allowed`` type (floats finite too,
+    if asked) and every dict has ``str`` keys: each dict must give as many referents as it
+    has items (one with other keys also gives its keys, so a count above the containers'
+    lengths means "look at the keys")."""
     level = [value]
     for _ in range(MAX_DEPTH + 1):
         kinds = set(map(type, level))
-        if not kinds <= _PLAIN:
+        if not kinds <= allowed:
             return False
-        if float in kinds and not all(map(math.isfinite, _floats(level))):
+        if finite_floats and float in kinds and not all(map(math.isfinite, _floats(level))):
             return False
-        if kinds.isdisjoint(_PLAIN_CONTAINERS):
+        if kinds.isdisjoint(containers):
             return True
         below = gc.get_referents(*level)
         if dict in kinds and len(below) != sum(
-            map(len, level if kinds <= _PLAIN_CONTAINERS else _containers(level))
+            map(len, level if kinds <= containers else _containers(level))
         ):
             return False
         level = below
