@@ -109,36 +109,12 @@ def parse_request(command: str, body: bytes) -> Any:
     ``ProtocolError`` for a request that is not UTF-8 JSON or nests too deeply to parse.
     """
     try:
-        return _parse(command, body)
+        request, lazy = _parse(command, body, lambda data: _decode_request(data))
+        if lazy:
+            decode_reads(command, request)
+        return request
     except RecursionError:
-        raise ProtocolError(
-            f"{command}: the request nests objects and lists more deeply than the JSON "
-            f"parser allows (about {MAX_NESTING} levels); flatten the structure"
-        ) from None
-
-
-def _parse(command: str, body: bytes) -> Any:
-    if len(body) < LAZY_FROM:
-        return _parse_whole(command, body)
-    if not body.isascii() and not _is_utf8(body):
-        raise _not_utf8(command, body)
-    try:
-        parsed = _decode_request(body)
-    except (_ValidationError, _DecodeError):
-        return _parse_whole(command, body)
-    if _has_inner_line_break(body):
-        parsed = _decode_request(_flattened(body))
-    request: dict[str, Any] = {
-        "event": parsed.event,
-        "context": parsed.context,
-        "schemas": parsed.schemas,
-        "handler_response": parsed.handler_response,
-        "message_config": parsed.message_config,
-    }
-    if parsed.referToPayload is not None:
-        request["referToPayload"] = parsed.referToPayload
-    decode_reads(command, request)
-    return request
+        raise _too_deep(command) from None
 
 
 def parse_completion(command: str, body: bytes) -> Any:
@@ -146,24 +122,36 @@ def parse_completion(command: str, body: bytes) -> Any:
     "schemas", "referToResponse"}``) as a dict, ``handler_response`` left raw when the
     request is large: what ``createNextEvent`` takes besides the event, checked as
     ``parse_request`` checks."""
+    try:
+        return _parse(command, body, lambda data: _decode_completion(data))[0]
+    except RecursionError:
+        raise _too_deep(command) from None
+
+
+def _parse(command: str, body: bytes, decode_lazily: Any) -> tuple[Any, bool]:
+    """``(request, whether it was parsed lazily)``: a large request through
+    ``decode_lazily`` (a structure of raw parts) as a dict of its members, anything else
+    (small, or what the structure cannot read) decoded whole. UTF-8 is checked either way.
+    The callers pass their decoder in a lambda: it is rebound when msgspec loads.
+    """
     if len(body) < LAZY_FROM:
-        return _parse_whole(command, body)
+        return _parse_whole(command, body), False
     if not body.isascii() and not _is_utf8(body):
         raise _not_utf8(command, body)
     try:
-        parsed = _decode_completion(body)
+        parsed = decode_lazily(body)
     except (_ValidationError, _DecodeError):
-        return _parse_whole(command, body)
+        return _parse_whole(command, body), False
     if _has_inner_line_break(body):
-        parsed = _decode_completion(_flattened(body))
-    response = parsed.handler_response
-    return {
-        "handle": parsed.handle,
-        "handler_response": response,
-        "message_config": parsed.message_config,
-        "schemas": parsed.schemas,
-        "referToResponse": parsed.referToResponse,
-    }
+        parsed = decode_lazily(_flattened(body))
+    return {name: getattr(parsed, name) for name in parsed.__struct_fields__}, True
+
+
+def _too_deep(command: str) -> ProtocolError:
+    return ProtocolError(
+        f"{command}: the request nests objects and lists more deeply than the JSON "
+        f"parser allows (about {MAX_NESTING} levels); flatten the structure"
+    )
 
 
 def decode_reads(command: str, request: dict) -> None:

@@ -358,3 +358,14 @@ def test_refer_to_response_must_be_a_boolean() -> None:
     handle = begin(adapter, {"payload": 1})
     body = dumps({"handle": handle, "referToResponse": 1})
     assert error_of(one(adapter, "completeTask", body))[0] == "MessageError"
+
+
+@pytest.mark.parametrize("levels", [2000, 40000], ids=["small request", "large request"])
+def test_a_response_nested_too_deeply_is_a_protocol_error_as_in_v1(levels: int) -> None:
+    adapter = Adapter(MemoryStore())
+    handle = begin(adapter, {"payload": 1})
+    deep = b"[" * levels + b"]" * levels
+    body = b'{"handle":' + dumps(handle) + b',"handler_response":' + deep + b"}"
+    name, message = error_of(one(adapter, "completeTask", body))
+    assert name == "ProtocolError"
+    assert "more deeply than the JSON parser allows" in message
