@@ -301,20 +301,23 @@ def _run_session(
     if refer_payload and begun.get("inputIsPayload") is True:
         nested["input"] = decode(payload_json)
     message_config = nested.get("messageConfig")
+
+    def cancel() -> None:  # there will be no completeTask: free the sidecar's session
+        with contextlib.suppress(MessageAdapterError):
+            call("cancelTask", b'{"handle":' + handle_json + b"}")
+
     try:
         response = task_function(nested, context, **taskargs)
     except Exception as error:
-        with contextlib.suppress(MessageAdapterError):
-            call("cancelTask", b'{"handle":' + handle_json + b"}")
+        cancel()
         return _workflow_error_message(error, cumulus_message, context)
     refer = "referToResponse" in features and plain_json(response)
-    try:
-        if not refer:
+    if not refer:
+        try:
             _check_output(response)
-    except TaskOutputError:
-        with contextlib.suppress(MessageAdapterError):
-            call("cancelTask", b'{"handle":' + handle_json + b"}")
-        raise
+        except TaskOutputError:
+            cancel()
+            raise
     next_json = call(
         "completeTask",
         (
